@@ -1,0 +1,221 @@
+"""``create_app(settings)``: builds every part (no I/O), and a lifespan that opens and closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from triggers_api import __version__
+from triggers_api.audit.router import router as audit_router
+from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
+from triggers_api.config import Settings
+from triggers_api.edge import Edge, request_id_of
+from triggers_api.errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    api_error_body,
+    error_body,
+    pydantic_details,
+)
+from triggers_api.events.fastpath import make_ingest_handler
+from triggers_api.events.router import router as events_router
+from triggers_api.events.schemas import BatchInput, EventInput
+from triggers_api.events.service import Ingestor
+from triggers_api.health import router as health_router
+from triggers_api.inbox.router import router as inbox_router
+from triggers_api.keys.router import router as keys_router
+from triggers_api.keys.service import create_key
+from triggers_api.openapi import ErrorResponse, install_openapi
+from triggers_api.retention import sweep
+from triggers_api.runtime import Services
+from triggers_api.storage import build_storage
+
+log = structlog.get_logger(__name__)
+
+#: Hooks other capabilities (delivery, dashboard, metrics) use to join the app without app.py
+#: knowing them: each gets the FastAPI app and the services, before the lifespan starts.
+AppExtension = Callable[[FastAPI, Services], None]
+
+
+def build_services(settings: Settings) -> Services:
+    storage = build_storage(settings)
+    return Services(
+        settings=settings,
+        storage=storage,
+        keys=KeyResolver(storage, ttl=settings.key_cache_ttl),
+        limiter=RateLimiter(settings.redis_url),
+        ingestor=Ingestor(
+            storage,
+            ttl_seconds=int(settings.event_ttl_days * 86_400),
+            idempotency_ttl_us=int(settings.idempotency_ttl_hours * 3_600 * 1_000_000),
+            max_batch=settings.max_batch_events,
+        ),
+    )
+
+
+async def ensure_bootstrap_key(services: Services) -> str | None:
+    """On a first start with no keys, create one all-scope key for user ``default`` and print it."""
+    if not services.settings.bootstrap_key or await services.storage.count_keys() > 0:
+        return None
+    created = await create_key(
+        services.storage,
+        user_id="default",
+        name="bootstrap",
+        scopes=list(ALL_SCOPES),
+        rate_limit=services.settings.default_rate_limit,
+        expires_us=None,
+        request_id="bootstrap",
+    )
+    bar = "=" * 78
+    print(  # noqa: T201 - shown once, on purpose, to the person who started the service
+        f"\n{bar}\n  Triggers API: first start, created a bootstrap API key for user 'default'\n"
+        f"  (scopes: {', '.join(ALL_SCOPES)}). It is shown ONCE; store it now:\n\n"
+        f"      {created.api_key}\n\n"
+        f"  Try:  curl -H 'X-API-Key: {created.api_key}' \\\n"
+        f'          -d \'{{"event_type":"user.created","payload":{{"id":1}}}}\' \\\n'
+        f"          http://127.0.0.1:8000/v1/events\n{bar}\n",
+        flush=True,
+        file=sys.stdout,
+    )
+    return created.api_key
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("background_job_failed", job=name)
+
+
+def create_app(settings: Settings | None = None, extensions: list[AppExtension] | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.storage.open()
+        await ensure_bootstrap_key(services)
+        tasks = [
+            asyncio.create_task(
+                _every(settings.last_used_flush_interval, services.keys.flush_last_used, "last_used")
+            ),
+            asyncio.create_task(
+                _every(
+                    settings.retention_interval,
+                    lambda: sweep(
+                        services.storage,
+                        settings.archive_dir,
+                        batch=settings.retention_batch,
+                        audit_retention_days=settings.audit_retention_days,
+                    ),
+                    "retention",
+                )
+            ),
+        ]
+        for start in services.extras.get("on_startup", []):
+            await start()
+        try:
+            yield
+        finally:
+            for stop in reversed(services.extras.get("on_shutdown", [])):
+                await stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await services.keys.flush_last_used()
+            await services.storage.close()
+
+    app = FastAPI(
+        title="Triggers API",
+        version=__version__,
+        description=(
+            "Durable event ingestion with a pull inbox (filter, cursor pagination, acknowledge) "
+            "and push delivery. Authenticate with an `X-API-Key` header."
+        ),
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+
+    for router in (events_router, inbox_router, keys_router, audit_router, health_router):
+        app.include_router(router)
+    install_openapi(app, [EventInput, BatchInput, ErrorResponse])
+    _install_error_handlers(app)
+
+    for extend in extensions or []:
+        extend(app, services)
+
+    app.add_middleware(
+        Edge,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch_body_bytes=settings.max_batch_body_bytes,
+        fast_routes={
+            ("POST", "/v1/events"): make_ingest_handler(services, batch=False),
+            ("POST", "/v1/events/batch"): make_ingest_handler(services, batch=True),
+        },
+    )
+    return app
+
+
+def _error_response(request: Request, error: ApiError) -> Response:
+    return Response(
+        api_error_body(error, request_id_of(request.scope)),
+        status_code=error.status_code,
+        headers=error.headers or None,
+        media_type="application/json",
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _error_response(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details = pydantic_details(list(exc.errors()))
+        return _error_response(request, ValidationFailed("Request validation failed", details=details))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        cause = exc.__cause__
+        if isinstance(cause, ApiError):
+            return _error_response(request, cause)
+        if exc.status_code == 404:
+            return _error_response(request, NotFound("No such route", details={"path": request.url.path}))
+        if exc.status_code == 405:
+            error = MethodNotAllowed(details={"method": request.method})
+            if exc.headers and "Allow" in exc.headers:
+                error.headers = {"Allow": exc.headers["Allow"]}
+            return _error_response(request, error)
+        if exc.status_code == 413:
+            return _error_response(request, PayloadTooLarge())
+        if exc.status_code == 400:
+            return _error_response(request, ValidationFailed(str(exc.detail)))
+        return Response(
+            error_body("HTTP_ERROR", str(exc.detail), request_id_of(request.scope)),
+            status_code=exc.status_code,
+            media_type="application/json",
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

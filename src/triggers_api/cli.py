@@ -1,0 +1,186 @@
+"""``triggers-api``: serve, keys, migrate. Settings come from ``TRIGGERS_*`` environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+
+from triggers_api.auth import DEFAULT_SCOPES
+from triggers_api.config import Settings
+from triggers_api.errors import ApiError, StorageError
+from triggers_api.keys.service import create_key, key_json, revoke_key
+from triggers_api.logs import configure_logging
+from triggers_api.storage import build_storage
+from triggers_api.storage.base import Storage
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    help="Triggers API: durable event ingestion with an inbox and push delivery.", no_args_is_help=True
+)
+keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+def app_factory() -> object:
+    """Entry point for uvicorn (also with ``--workers``): settings from the environment."""
+    from triggers_api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes")] = 1,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        "triggers_api.cli:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _with_storage(job: Callable[[Storage], Awaitable[T]]) -> T:
+    async def run() -> T:
+        storage = build_storage(Settings())
+        await storage.open()
+        try:
+            return await job(storage)
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(run())
+    except (ApiError, StorageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+
+    async def job(storage: Storage) -> None:
+        await storage.migrate()
+
+    _with_storage(job)
+    typer.echo("migrations applied")
+
+
+def _parse_expiry(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            "expected ISO 8601, e.g. 2027-01-01T00:00:00Z", param_hint="--expires-at"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+@keys_cli.command("create")
+def keys_create(
+    user_id: Annotated[str, typer.Option("--user-id", help="Owner of the key")],
+    name: Annotated[str, typer.Option("--name", help="Human-readable name")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Repeat for several")] = None,
+    rate_limit: Annotated[int | None, typer.Option("--rate-limit", min=1, help="Requests/minute")] = None,
+    expires_at: Annotated[str | None, typer.Option("--expires-at", help="ISO 8601 expiry")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on one line")] = False,
+) -> None:
+    """Create a key and print its plaintext (shown only now)."""
+    settings = Settings()
+    expires_us = _parse_expiry(expires_at)
+
+    async def job(storage: Storage) -> tuple[str, dict[str, Any]]:
+        created = await create_key(
+            storage,
+            user_id=user_id,
+            name=name,
+            scopes=scope or list(DEFAULT_SCOPES),
+            rate_limit=rate_limit or settings.default_rate_limit,
+            expires_us=expires_us,
+            request_id="cli",
+        )
+        return created.api_key, key_json(created.record)
+
+    api_key, record = _with_storage(job)
+    if as_json:
+        out = {
+            "key_id": record["key_id"],
+            "api_key": api_key,
+            "user_id": record["user_id"],
+            "scopes": record["scopes"],
+            "rate_limit": record["rate_limit"],
+            "expires_at": record["expires_at"],
+        }
+        sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    else:
+        typer.echo(
+            f"key_id:  {record['key_id']}\nuser_id: {record['user_id']}\nscopes:  {' '.join(record['scopes'])}"
+        )
+        typer.echo(f"api_key: {api_key}\n(store it now: it is not shown again)")
+
+
+@keys_cli.command("list")
+def keys_list(
+    user_id: Annotated[str, typer.Option("--user-id", help="Owner of the keys")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List a user's keys (never their secrets)."""
+
+    async def job(storage: Storage) -> list[dict[str, Any]]:
+        return [key_json(r) for r in await storage.list_keys(user_id)]
+
+    keys = _with_storage(job)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"keys": keys}).decode() + "\n")
+        return
+    for k in keys:
+        state = "active" if k["is_active"] else "revoked"
+        typer.echo(f"{k['key_id']}  {k['key_prefix']}…  {state:7}  {k['name']}  {' '.join(k['scopes'])}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id")]) -> None:
+    """Revoke a key: refused from the next request on."""
+
+    async def job(storage: Storage) -> bool:
+        return await revoke_key(storage, key_id.strip().lower(), user_id=None, request_id="cli") is not None
+
+    if not _with_storage(job):
+        typer.echo(f"error: no key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

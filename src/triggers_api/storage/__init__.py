@@ -1,0 +1,17 @@
+"""Storage backends behind one protocol; :func:`build_storage` picks one from the database URL."""
+
+from __future__ import annotations
+
+from triggers_api.config import Settings
+from triggers_api.storage.base import Storage
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.is_sqlite:
+        from triggers_api.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage(settings.sqlite_path(), commit_batch_max=settings.commit_batch_max)
+    raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")
+
+
+__all__ = ["Storage", "build_storage"]

@@ -1,0 +1,653 @@
+"""SQLite backend: the embedded default.
+
+Writes go through one writer thread that *group-commits*: it takes every write waiting in its
+queue, runs each inside its own SAVEPOINT (so one failure cannot spoil its neighbours), commits
+them together with one fsync (``synchronous=FULL``), then wakes all their waiters with a single
+loop callback. That is what makes "committed before 201" affordable at thousands of requests per
+second: the fsync and the thread hop are shared by everyone waiting. Reads run on a small pool
+of threads with their own connections (WAL lets them read while the writer writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from triggers_api.errors import StorageError
+from triggers_api.storage.base import (
+    INBOX_STATUSES,
+    AckResult,
+    ApiKeyRecord,
+    AuditQuery,
+    AuditRecord,
+    EventQuery,
+    EventRecord,
+    EventStatus,
+    IdempotencyRecord,
+    StoreOutcome,
+)
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: events, keys, audit log, idempotency records
+    """
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload BLOB,
+        status TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        metadata BLOB NOT NULL,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        last_retry_us INTEGER,
+        delivered_us INTEGER,
+        acknowledged_us INTEGER
+    );
+    CREATE INDEX ix_events_user_ts ON events (user_id, ts_us, event_id);
+    CREATE INDEX ix_events_inbox ON events (user_id, ts_us, event_id)
+        WHERE status IN ('received', 'queued', 'failed');
+    CREATE INDEX ix_events_user_type_ts ON events (user_id, event_type, ts_us, event_id);
+    CREATE INDEX ix_events_expires ON events (expires_at);
+
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        key_prefix TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        last_used_us INTEGER,
+        expires_us INTEGER,
+        rate_limit INTEGER NOT NULL,
+        is_active INTEGER NOT NULL,
+        scopes TEXT NOT NULL,
+        revoked_us INTEGER
+    );
+    CREATE INDEX ix_api_keys_user ON api_keys (user_id, created_us);
+
+    CREATE TABLE audit_logs (
+        log_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        event_id TEXT,
+        action TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        details BLOB NOT NULL,
+        ip_address TEXT NOT NULL,
+        request_id TEXT NOT NULL
+    );
+    CREATE INDEX ix_audit_user_ts ON audit_logs (user_id, ts_us, log_id);
+    CREATE INDEX ix_audit_user_event ON audit_logs (user_id, event_id, ts_us);
+    CREATE INDEX ix_audit_user_action ON audit_logs (user_id, action, ts_us);
+    -- Audit records are append-only: the database refuses edits (retention deletes are allowed).
+    CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs
+    BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;
+
+    CREATE TABLE idempotency_keys (
+        user_id TEXT NOT NULL,
+        idem_key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        response_status INTEGER NOT NULL,
+        response_body BLOB NOT NULL,
+        created_us INTEGER NOT NULL,
+        expires_us INTEGER NOT NULL,
+        PRIMARY KEY (user_id, idem_key)
+    );
+    CREATE INDEX ix_idempotency_expires ON idempotency_keys (expires_us);
+    """,
+]
+
+EVENT_COLUMNS = (
+    "event_id, user_id, event_type, payload, status, ts_us, expires_at, metadata, "
+    "retry_count, last_retry_us, delivered_us, acknowledged_us"
+)
+KEY_COLUMNS = (
+    "key_id, user_id, key_hash, key_prefix, name, created_us, rate_limit, scopes, is_active, "
+    "expires_us, last_used_us, revoked_us"
+)
+AUDIT_COLUMNS = "log_id, user_id, action, ts_us, event_id, details, ip_address, request_id"
+
+
+def _event(row: sqlite3.Row | tuple[Any, ...]) -> EventRecord:
+    return EventRecord(*row)
+
+
+def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
+    (key_id, user_id, key_hash, prefix, name, created, rate, scopes, active, expires, used, revoked) = row
+    return ApiKeyRecord(
+        key_id=key_id,
+        user_id=user_id,
+        key_hash=key_hash,
+        key_prefix=prefix,
+        name=name,
+        created_us=created,
+        rate_limit=rate,
+        scopes=tuple(orjson.loads(scopes)),
+        is_active=bool(active),
+        expires_us=expires,
+        last_used_us=used,
+        revoked_us=revoked,
+    )
+
+
+def _audit(row: tuple[Any, ...]) -> AuditRecord:
+    return AuditRecord(*row)
+
+
+class _Write:
+    __slots__ = ("error", "fn", "future", "result")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _settle(writes: list[_Write]) -> None:
+    """Runs on the event loop: resolves every waiter of one group commit at once."""
+    for w in writes:
+        if w.future.done():
+            continue
+        if w.error is not None:
+            w.future.set_exception(w.error)
+        else:
+            w.future.set_result(w.result)
+
+
+class SQLiteStorage:
+    """Implements :class:`~triggers_api.storage.base.Storage` on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, commit_batch_max: int = 512, readers: int = 4) -> None:
+        self.path = Path(path)
+        self.commit_batch_max = commit_batch_max
+        self._readers = readers
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._opened = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before its waiters wake
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _migrate_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_us INTEGER)"
+            )
+            done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_us) VALUES (?, strftime('%s','now')*1000000)",
+                    (version,),
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StorageError(f"migration failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(self._migrate_sync)
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        await self.migrate()
+        self._read_pool = ThreadPoolExecutor(max_workers=self._readers, thread_name_prefix="sqlite-read")
+        self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._writer.start()
+        self._opened = True
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        self._queue.put(None)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        def probe(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+
+        await self._read(probe)
+
+    # -- the writer ---------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < self.commit_batch_max:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._commit_group(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for w in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    w.result = w.fn(conn)
+                    conn.execute("RELEASE w")
+                except Exception as exc:  # one bad write must not spoil the group
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    w.error = exc if not isinstance(exc, sqlite3.Error) else StorageError(str(exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            for w in batch:
+                w.error = StorageError(f"commit failed: {exc}")
+        # Group the wake-ups per event loop: one thread-safe callback per loop, not per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        for w in batch:
+            by_loop.setdefault(w.future.get_loop(), []).append(w)
+        for loop, writes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, writes)
+            except RuntimeError:  # loop closed: nobody is waiting any more
+                pass
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._opened:
+            raise StorageError("storage is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Write(fn, future))
+        return await future
+
+    # -- reads --------------------------------------------------------------------------------------
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._opened or self._read_pool is None:
+            raise StorageError("storage is closed")
+
+        def run() -> T:
+            try:
+                return fn(self._reader_conn())
+            except sqlite3.Error as exc:
+                raise StorageError(str(exc)) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
+
+    # -- events -------------------------------------------------------------------------------------
+    async def insert_events(
+        self,
+        events: Sequence[EventRecord],
+        audit: Sequence[AuditRecord],
+        idempotency: IdempotencyRecord | None = None,
+    ) -> StoreOutcome:
+        event_rows = [
+            (
+                e.event_id,
+                e.user_id,
+                e.event_type,
+                e.payload,
+                e.status,
+                e.ts_us,
+                e.expires_at,
+                e.metadata,
+                e.retry_count,
+                e.last_retry_us,
+                e.delivered_us,
+                e.acknowledged_us,
+            )
+            for e in events
+        ]
+        audit_rows = [_audit_row(a) for a in audit]
+
+        def write(conn: sqlite3.Connection) -> StoreOutcome:
+            if idempotency is not None:
+                row = conn.execute(
+                    "SELECT request_hash, response_status, response_body, created_us, expires_us "
+                    "FROM idempotency_keys WHERE user_id = ? AND idem_key = ?",
+                    (idempotency.user_id, idempotency.key),
+                ).fetchone()
+                if row is not None and row[4] > idempotency.created_us:
+                    return StoreOutcome(
+                        stored=False,
+                        existing=IdempotencyRecord(idempotency.user_id, idempotency.key, *row),
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        idempotency.user_id,
+                        idempotency.key,
+                        idempotency.request_hash,
+                        idempotency.response_status,
+                        idempotency.response_body,
+                        idempotency.created_us,
+                        idempotency.expires_us,
+                    ),
+                )
+            if event_rows:
+                conn.executemany(
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", event_rows
+                )
+            if audit_rows:
+                conn.executemany(
+                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", audit_rows
+                )
+            return StoreOutcome(stored=True, events=list(events))
+
+        return await self._write(write)
+
+    async def get_event(self, user_id: str, event_id: str) -> EventRecord | None:
+        def read(conn: sqlite3.Connection) -> EventRecord | None:
+            row = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ? AND user_id = ?", (event_id, user_id)
+            ).fetchone()
+            return _event(row) if row else None
+
+        return await self._read(read)
+
+    async def list_events(self, query: EventQuery) -> list[EventRecord]:
+        sql, params = _event_listing_sql(query)
+
+        def read(conn: sqlite3.Connection) -> list[EventRecord]:
+            return [_event(r) for r in conn.execute(sql, params)]
+
+        return await self._read(read)
+
+    async def acknowledge(
+        self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]
+    ) -> list[AckResult]:
+        ids = list(event_ids)
+
+        def write(conn: sqlite3.Connection) -> list[AckResult]:
+            results: list[AckResult] = []
+            for event_id in ids:
+                row = conn.execute(
+                    "SELECT acknowledged_us FROM events WHERE event_id = ? AND user_id = ?",
+                    (event_id, user_id),
+                ).fetchone()
+                if row is None:
+                    results.append(AckResult.NOT_FOUND)
+                    continue
+                if row[0] is not None:
+                    results.append(AckResult.ALREADY_ACKNOWLEDGED)
+                    continue
+                conn.execute(
+                    "UPDATE events SET status = ?, acknowledged_us = ?, "
+                    "delivered_us = COALESCE(delivered_us, ?), payload = NULL "
+                    "WHERE event_id = ? AND user_id = ? AND acknowledged_us IS NULL",
+                    (EventStatus.DELIVERED.value, at_us, at_us, event_id, user_id),
+                )
+                record = audit.get(event_id)
+                if record is not None:
+                    conn.execute(
+                        f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                        _audit_row(record),
+                    )
+                results.append(AckResult.ACKNOWLEDGED)
+            return results
+
+        return await self._write(write)
+
+    # -- keys ---------------------------------------------------------------------------------------
+    async def insert_key(self, key: ApiKeyRecord, audit: AuditRecord | None) -> None:
+        row = (
+            key.key_id,
+            key.user_id,
+            key.key_hash,
+            key.key_prefix,
+            key.name,
+            key.created_us,
+            key.rate_limit,
+            orjson.dumps(list(key.scopes)).decode(),
+            int(key.is_active),
+            key.expires_us,
+            key.last_used_us,
+            key.revoked_us,
+        )
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+            if audit is not None:
+                conn.execute(
+                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", _audit_row(audit)
+                )
+
+        await self._write(write)
+
+    async def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        def read(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+            return _key(row) if row else None
+
+        return await self._read(read)
+
+    async def list_keys(self, user_id: str) -> list[ApiKeyRecord]:
+        def read(conn: sqlite3.Connection) -> list[ApiKeyRecord]:
+            rows = conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY created_us DESC, key_id DESC",
+                (user_id,),
+            )
+            return [_key(r) for r in rows]
+
+        return await self._read(read)
+
+    async def revoke_key(
+        self, key_id: str, user_id: str | None, at_us: int, audit: AuditRecord | None
+    ) -> ApiKeyRecord | None:
+        def write(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            sql = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?"
+            params: tuple[Any, ...] = (key_id,)
+            if user_id is not None:
+                sql += " AND user_id = ?"
+                params = (key_id, user_id)
+            row = conn.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            key = _key(row)
+            if key.is_active:
+                conn.execute(
+                    "UPDATE api_keys SET is_active = 0, revoked_us = ? WHERE key_id = ?", (at_us, key_id)
+                )
+                key.is_active, key.revoked_us = False, at_us
+                if audit is not None:
+                    audit.user_id = key.user_id
+                    conn.execute(
+                        f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                        _audit_row(audit),
+                    )
+            return key
+
+        return await self._write(write)
+
+    async def record_key_use(self, last_used: dict[str, int]) -> None:
+        rows = [(ts, key_id, ts) for key_id, ts in last_used.items()]
+        if not rows:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE api_keys SET last_used_us = ? WHERE key_id = ? "
+                "AND (last_used_us IS NULL OR last_used_us < ?)",
+                rows,
+            )
+
+        await self._write(write)
+
+    async def count_keys(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0])
+
+        return await self._read(read)
+
+    # -- audit --------------------------------------------------------------------------------------
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        where = ["user_id = ?"]
+        params: list[Any] = [query.user_id]
+        if query.event_id is not None:
+            where.append("event_id = ?")
+            params.append(query.event_id)
+        if query.action is not None:
+            where.append("action = ?")
+            params.append(query.action)
+        if query.before is not None:
+            where.append("(ts_us < ? OR (ts_us = ? AND log_id < ?))")
+            params += [query.before[0], query.before[0], query.before[1]]
+        sql = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE {' AND '.join(where)} "
+            "ORDER BY ts_us DESC, log_id DESC LIMIT ?"
+        )
+        params.append(query.limit)
+
+        def read(conn: sqlite3.Connection) -> list[AuditRecord]:
+            return [_audit(r) for r in conn.execute(sql, params)]
+
+        return await self._read(read)
+
+    # -- retention ----------------------------------------------------------------------------------
+    async def expired_events(self, now_s: int, limit: int) -> list[EventRecord]:
+        def read(conn: sqlite3.Connection) -> list[EventRecord]:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (now_s, limit),
+            )
+            return [_event(r) for r in rows]
+
+        return await self._read(read)
+
+    async def delete_events(self, event_ids: Sequence[str], now_s: int) -> int:
+        rows = [(e, now_s) for e in event_ids]
+
+        def write(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM events WHERE event_id = ? AND expires_at <= ?", rows)
+            return conn.total_changes - before
+
+        return await self._write(write)
+
+    async def purge_audit(self, before_us: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM audit_logs WHERE log_id IN (SELECT log_id FROM audit_logs WHERE ts_us < ? LIMIT 10000)",
+                (before_us,),
+            ).rowcount
+
+        return await self._write(write)
+
+    async def purge_idempotency(self, now_us: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM idempotency_keys WHERE expires_us <= ?", (now_us,)).rowcount
+
+        return await self._write(write)
+
+
+def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
+    return (a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id)
+
+
+def _event_listing_sql(query: EventQuery) -> tuple[str, list[Any]]:
+    """Keyset pagination on (ts_us, event_id): stable while rows are inserted or acknowledged."""
+    where = ["user_id = ?"]
+    params: list[Any] = [query.user_id]
+    statuses = tuple(query.statuses)
+    if statuses and set(statuses) == {s.value for s in INBOX_STATUSES}:
+        where.append("status IN ('received', 'queued', 'failed')")  # matches the partial index
+    elif statuses:
+        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        params += list(statuses)
+    if query.event_type is not None:
+        where.append("event_type = ?")
+        params.append(query.event_type)
+    if query.from_us is not None:
+        where.append("ts_us >= ?")
+        params.append(query.from_us)
+    if query.to_us is not None:
+        where.append("ts_us <= ?")
+        params.append(query.to_us)
+    if query.after is not None:
+        op = "<" if query.newest_first else ">"
+        where.append(f"(ts_us {op} ? OR (ts_us = ? AND event_id {op} ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
+    order = "DESC" if query.newest_first else "ASC"
+    sql = (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+        f"ORDER BY ts_us {order}, event_id {order} LIMIT ?"
+    )
+    params.append(query.limit)
+    return sql, params
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements; trigger bodies (BEGIN ... END;) stay whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    in_trigger = False
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        current.append(line)
+        upper = stripped.upper()
+        if upper.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if in_trigger:
+            if upper.endswith("END;"):
+                statements.append("\n".join(current))
+                current, in_trigger = [], False
+        elif stripped.endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements

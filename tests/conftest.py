@@ -1,0 +1,174 @@
+"""Shared fixtures: a fresh SQLite file per test, the app over ASGI, keys, and a live server.
+
+Under ``TRIGGERS_TEST_STRICT=1`` (CI) a skipped test is a failed test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from triggers_api.app import create_app
+from triggers_api.config import Settings
+from triggers_api.keys.service import create_key
+from triggers_api.runtime import Services
+
+STRICT = os.environ.get("TRIGGERS_TEST_STRICT") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under TRIGGERS_TEST_STRICT=1: {report.longrepr}"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / 'triggers.db'}",
+        "archive_dir": tmp_path / "archive",
+        "bootstrap_key": False,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4242))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def services_of(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+async def new_key(
+    app: FastAPI,
+    user_id: str = "alice",
+    scopes: tuple[str, ...] = ("events:write", "events:read", "keys:manage"),
+    rate_limit: int = 1000,
+    expires_us: int | None = None,
+) -> str:
+    created = await create_key(
+        services_of(app).storage,
+        user_id=user_id,
+        name=f"test-{user_id}",
+        scopes=list(scopes),
+        rate_limit=rate_limit,
+        expires_us=expires_us,
+    )
+    return created.api_key
+
+
+@pytest.fixture
+async def key(app: FastAPI) -> str:
+    return await new_key(app)
+
+
+@pytest.fixture
+def auth(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    api_key: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+    port: int
+
+    def stop(self, sig: int | None = None) -> None:
+        if self.process.poll() is None:
+            if sig is None:
+                self.process.terminate()
+            else:
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(tmp_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
+    """``triggers-api serve`` in a subprocess on a fresh database; returns once /v1/health answers."""
+    port = port or free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRIGGERS_DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+            "TRIGGERS_ARCHIVE_DIR": str(tmp_path / "archive"),
+            "TRIGGERS_LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra_env or {})
+    log_path = tmp_path / f"server-{port}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the subprocess
+    process = subprocess.Popen(
+        [sys.executable, "-m", "triggers_api.cli", "serve", "--port", str(port)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("server did not come up")
+    match = re.search(r"tk_[A-Za-z0-9_\-]{43}", log_path.read_text())
+    return LiveServer(url, match.group(0) if match else "", process, log_path, env, port)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
