@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from triggers_api import __version__
 from triggers_api.audit.router import router as audit_router
@@ -184,6 +186,31 @@ def _error_response(request: Request, error: ApiError) -> Response:
     )
 
 
+def method_not_allowed(request: Request) -> MethodNotAllowed:
+    """405 with an ``Allow`` listing every method the OpenAPI declares for this path."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for path, item in request.app.openapi().get("paths", {}).items():
+            methods = {m.upper() for m in item if m in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((compile_path(path)[0], methods))
+        request.app.state.allow_table = table
+    allowed: set[str] = set()
+    matching = [(pattern, methods) for pattern, methods in table if pattern.match(request.url.path)]
+    static = [methods for pattern, methods in matching if "?P<" not in pattern.pattern]
+    for methods in static or [methods for _, methods in matching]:
+        allowed |= methods
+    error = MethodNotAllowed(details={"method": request.method, "allowed": sorted(allowed)})
+    if allowed:
+        error.headers = {"Allow": ", ".join(sorted(allowed))}
+    return error
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -202,10 +229,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return _error_response(request, NotFound("No such route", details={"path": request.url.path}))
         if exc.status_code == 405:
-            error = MethodNotAllowed(details={"method": request.method})
-            if exc.headers and "Allow" in exc.headers:
-                error.headers = {"Allow": exc.headers["Allow"]}
-            return _error_response(request, error)
+            return _error_response(request, method_not_allowed(request))
         if exc.status_code == 413:
             return _error_response(request, PayloadTooLarge())
         if exc.status_code == 400:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from triggers_api.events.service import parse_event_id, us_to_iso
+from triggers_api.events.service import parse_uuid, us_to_iso
 from triggers_api.inbox.service import decode_cursor, encode_cursor
 from triggers_api.openapi import AUTHED, errors
 from triggers_api.runtime import KeysManager, ServicesDep
@@ -63,7 +63,7 @@ async def list_audit_logs(
 ) -> Response:
     query = AuditQuery(
         user_id=principal.user_id,
-        event_id=parse_event_id(event_id) if event_id is not None else None,
+        event_id=parse_uuid(event_id) if event_id is not None else None,
         action=action,
         before=decode_cursor("a", offset),
         limit=limit + 1,

@@ -40,11 +40,13 @@ class EventInput(BaseModel):
 class BatchInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[dict[str, Any]] = Field(
+    events: list[Any] = Field(
         min_length=1,
         max_length=100,
-        description="1-100 events; each is validated on its own (see EventInput)",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/EventInput"}},
+        description=(
+            "1-100 events, each an EventInput. Items are validated one by one: an invalid item is "
+            "reported at its index in `results` and does not stop the valid ones from being stored."
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from triggers_api.auth import Principal, Scope
 from triggers_api.errors import (
     ApiError,
     IdempotencyKeyReused,
+    MethodNotAllowed,
     ValidationFailed,
     pydantic_details,
 )
@@ -307,6 +308,13 @@ def render_event(record: EventRecord, *, with_ack: bool = False) -> dict[str, An
 
 
 def parse_event_id(raw: str) -> str:
+    """Canonical lower-case UUID text, or a 400 naming the field."""
+    if raw == "batch":  # ``/v1/events/batch`` is a POST-only resource, not an event id
+        raise MethodNotAllowed(details={"allowed": ["POST"]}, headers={"Allow": "POST"})
+    return parse_uuid(raw)
+
+
+def parse_uuid(raw: str) -> str:
     """Canonical lower-case UUID text, or a 400 naming the field."""
     try:
         return str(uuid.UUID(raw))

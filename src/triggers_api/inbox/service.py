@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import orjson
 
 from triggers_api.errors import ValidationFailed
-from triggers_api.events.service import new_log_id, parse_event_id
+from triggers_api.events.service import new_log_id, parse_uuid
 from triggers_api.storage.base import AckResult, AuditRecord, EventQuery, EventRecord, Storage, now_us
 
 _CURSOR = re.compile(r"^(?P<kind>[a-z])1:(?P<ts>\d{1,19}):(?P<id>[0-9a-f-]{36})$")
@@ -95,7 +95,7 @@ def fold_event_ids(raw_ids: Sequence[str]) -> list[str]:
     seen: dict[str, None] = {}
     for index, raw in enumerate(raw_ids):
         try:
-            seen.setdefault(parse_event_id(raw), None)
+            seen.setdefault(parse_uuid(raw), None)
         except ValidationFailed:
             raise ValidationFailed(
                 "event_ids must be UUIDs", details={f"event_ids.{index}": "must be a UUID"}

@@ -237,6 +237,9 @@ class SQLiteStorage:
 
     async def ping(self) -> None:
         def probe(conn: sqlite3.Connection) -> None:
+            # An open connection keeps answering after its file is deleted: check the file too.
+            if not self.path.exists():
+                raise StorageError(f"database file {self.path} is missing")
             conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
 
         await self._read(probe)
