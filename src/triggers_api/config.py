@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     # Group commit: how many queued writes one transaction may take.
     commit_batch_max: int = Field(512, ge=1, le=10_000, description="Largest group commit")
 
+    # PostgreSQL (ignored on SQLite).
+    database_schema: str | None = Field(
+        None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema (default: search_path)"
+    )
+    database_pool_min: int = Field(2, ge=1, le=1000, description="PostgreSQL connections kept open")
+    database_pool_max: int = Field(10, ge=1, le=1000, description="PostgreSQL connections at most")
+    commit_writers: int = Field(2, ge=1, le=64, description="PostgreSQL group commits in flight")
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -50,6 +58,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
 
     def sqlite_path(self) -> Path:
         """``sqlite:///./data/x.db`` -> ``./data/x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""

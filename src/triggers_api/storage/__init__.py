@@ -11,6 +11,17 @@ def build_storage(settings: Settings) -> Storage:
         from triggers_api.storage.sqlite import SQLiteStorage
 
         return SQLiteStorage(settings.sqlite_path(), commit_batch_max=settings.commit_batch_max)
+    if settings.is_postgres:
+        from triggers_api.storage.postgres import PostgresStorage
+
+        return PostgresStorage(
+            settings.database_url,
+            schema=settings.database_schema,
+            pool_min=settings.database_pool_min,
+            pool_max=settings.database_pool_max,
+            commit_batch_max=settings.commit_batch_max,
+            writers=settings.commit_writers,
+        )
     raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")
 
 

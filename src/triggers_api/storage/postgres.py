@@ -1,0 +1,772 @@
+"""PostgreSQL backend: many API and worker processes, on many machines, sharing one database.
+
+Same contract and semantics as :mod:`triggers_api.storage.sqlite`; what differs is *how*:
+
+* **Group commit on ingest.** Concurrent :meth:`insert_events` calls queue up; a few writer
+  tasks each take everything waiting and store it with **one** statement (data-modifying CTEs
+  over ``unnest`` arrays), which is one round trip and one WAL flush for the whole group. If the
+  group fails (a duplicate id, a deadlock with another process), each write is retried alone so
+  one bad write cannot spoil its neighbours.
+* **The database enforces correctness across processes**, never an in-process lock:
+  idempotency is ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`` on the (user, key)
+  primary key; acknowledgement is a conditional ``UPDATE ... WHERE acknowledged_us IS NULL``, so
+  of two processes acknowledging one event exactly one changes it (and audits it).
+* **Payloads are ``bytea``**: JSON may hold ``\\u0000`` escapes that ``jsonb`` refuses, and the
+  bytes must come back exactly as they were sent.
+* **Text that is ordered or compared is ``COLLATE "C"``** so pagination order is byte order, as
+  in SQLite, whatever the database's default collation.
+* **Migrations** are numbered scripts recorded in ``schema_migrations``, applied under an
+  advisory lock, so any number of processes may start (or run ``triggers-api migrate``) at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+
+from triggers_api.errors import StorageError
+from triggers_api.storage.base import (
+    INBOX_STATUSES,
+    AckResult,
+    ApiKeyRecord,
+    AuditQuery,
+    AuditRecord,
+    EventQuery,
+    EventRecord,
+    EventStatus,
+    IdempotencyRecord,
+    StoreOutcome,
+)
+
+log = structlog.get_logger(__name__)
+
+#: A connection, whether borrowed from the pool or opened alone (for ``migrate``).
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Largest number of events (and as many audit rows) one group statement carries.
+_GROUP_EVENTS_MAX = 5000
+_PURGE_BATCH = 10_000
+
+MIGRATIONS: list[str] = [
+    # 1: events, keys, audit log, idempotency records
+    """
+    CREATE TABLE events (
+        event_id text COLLATE "C" PRIMARY KEY,
+        user_id text COLLATE "C" NOT NULL,
+        event_type text COLLATE "C" NOT NULL,
+        payload bytea,
+        status text COLLATE "C" NOT NULL,
+        ts_us bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        metadata bytea NOT NULL,
+        retry_count integer NOT NULL DEFAULT 0,
+        last_retry_us bigint,
+        delivered_us bigint,
+        acknowledged_us bigint
+    );
+    -- every listing: (user, time); the inbox (still undelivered): partial; one status; one type
+    CREATE INDEX ix_events_user_ts ON events (user_id, ts_us, event_id);
+    CREATE INDEX ix_events_inbox ON events (user_id, ts_us, event_id)
+        WHERE status IN ('received', 'queued', 'failed');
+    CREATE INDEX ix_events_user_status_ts ON events (user_id, status, ts_us, event_id);
+    CREATE INDEX ix_events_user_type_ts ON events (user_id, event_type, ts_us, event_id);
+    CREATE INDEX ix_events_expires ON events (expires_at);
+
+    CREATE TABLE api_keys (
+        key_id text COLLATE "C" PRIMARY KEY,
+        user_id text COLLATE "C" NOT NULL,
+        key_hash text COLLATE "C" NOT NULL UNIQUE,
+        key_prefix text NOT NULL,
+        name bytea NOT NULL,  -- UTF-8; bytea because a name may hold U+0000, which text refuses
+        created_us bigint NOT NULL,
+        last_used_us bigint,
+        expires_us bigint,
+        rate_limit integer NOT NULL,
+        is_active boolean NOT NULL,
+        scopes text[] NOT NULL,
+        revoked_us bigint
+    );
+    CREATE INDEX ix_api_keys_user ON api_keys (user_id, created_us, key_id);
+
+    CREATE TABLE audit_logs (
+        log_id text COLLATE "C" PRIMARY KEY,
+        user_id text COLLATE "C" NOT NULL,
+        event_id text COLLATE "C",
+        action text COLLATE "C" NOT NULL,
+        ts_us bigint NOT NULL,
+        details bytea NOT NULL,
+        ip_address text NOT NULL,
+        request_id text NOT NULL
+    );
+    CREATE INDEX ix_audit_user_ts ON audit_logs (user_id, ts_us, log_id);
+    CREATE INDEX ix_audit_user_event ON audit_logs (user_id, event_id, ts_us, log_id);
+    CREATE INDEX ix_audit_user_action ON audit_logs (user_id, action, ts_us, log_id);
+    CREATE INDEX ix_audit_ts ON audit_logs (ts_us);
+    -- Audit records are append-only: the database refuses edits (retention deletes are allowed).
+    CREATE FUNCTION audit_logs_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit_logs is append-only'; END $$;
+    CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs
+        FOR EACH ROW EXECUTE FUNCTION audit_logs_append_only();
+
+    CREATE TABLE idempotency_keys (
+        user_id text COLLATE "C" NOT NULL,
+        idem_key text COLLATE "C" NOT NULL,
+        request_hash text NOT NULL,
+        response_status integer NOT NULL,
+        response_body bytea NOT NULL,
+        created_us bigint NOT NULL,
+        expires_us bigint NOT NULL,
+        PRIMARY KEY (user_id, idem_key)
+    );
+    CREATE INDEX ix_idempotency_expires ON idempotency_keys (expires_us);
+    """,
+]
+
+EVENT_COLUMNS = (
+    "event_id, user_id, event_type, payload, status, ts_us, expires_at, metadata, "
+    "retry_count, last_retry_us, delivered_us, acknowledged_us"
+)
+KEY_COLUMNS = (
+    "key_id, user_id, key_hash, key_prefix, name, created_us, rate_limit, scopes, is_active, "
+    "expires_us, last_used_us, revoked_us"
+)
+AUDIT_COLUMNS = "log_id, user_id, action, ts_us, event_id, details, ip_address, request_id"
+_AUDIT_UNNEST = "unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bytea[], $7::text[], $8::text[])"
+
+# One statement stores a whole group: the idempotency records that are new (or replace an
+# expired one), then only the events and audit rows of writes whose record was stored (or that
+# had none). It returns the group indexes of the writes refused because a live record exists.
+_GROUP_INSERT = f"""
+WITH idem AS (
+    INSERT INTO idempotency_keys AS k
+        (user_id, idem_key, request_hash, response_status, response_body, created_us, expires_us)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bytea[], $6::bigint[], $7::bigint[])
+    ON CONFLICT (user_id, idem_key) DO UPDATE SET
+        request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
+        response_body = EXCLUDED.response_body, created_us = EXCLUDED.created_us,
+        expires_us = EXCLUDED.expires_us
+    WHERE k.expires_us <= EXCLUDED.created_us
+    RETURNING k.user_id, k.idem_key
+), refused AS (
+    SELECT r.w FROM unnest($1::text[], $2::text[], $8::int[]) AS r(u, key, w)
+    WHERE NOT EXISTS (SELECT 1 FROM idem WHERE idem.user_id = r.u AND idem.idem_key = r.key)
+), ev AS (
+    INSERT INTO events ({EVENT_COLUMNS})
+    SELECT e.event_id, e.user_id, e.event_type, e.payload, e.status, e.ts_us, e.expires_at, e.metadata,
+           e.retry_count, e.last_retry_us, e.delivered_us, e.acknowledged_us
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], $14::bigint[],
+                $15::bigint[], $16::bytea[], $17::int[], $18::bigint[], $19::bigint[], $20::bigint[],
+                $21::int[])
+        AS e(event_id, user_id, event_type, payload, status, ts_us, expires_at, metadata,
+             retry_count, last_retry_us, delivered_us, acknowledged_us, w)
+    WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.w = e.w)
+    RETURNING 1
+), au AS (
+    INSERT INTO audit_logs ({AUDIT_COLUMNS})
+    SELECT a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id
+    FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[], $26::text[], $27::bytea[],
+                $28::text[], $29::text[], $30::int[])
+        AS a(log_id, user_id, action, ts_us, event_id, details, ip_address, request_id, w)
+    WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.w = a.w)
+    RETURNING 1
+)
+SELECT w FROM refused
+"""
+
+_ACKNOWLEDGE = f"""
+WITH upd AS (
+    UPDATE events SET status = '{EventStatus.DELIVERED.value}', acknowledged_us = $3,
+        delivered_us = COALESCE(delivered_us, $3), payload = NULL
+    WHERE user_id = $1 AND event_id = ANY($2::text[]) AND acknowledged_us IS NULL
+    RETURNING event_id
+), au AS (
+    INSERT INTO audit_logs ({AUDIT_COLUMNS})
+    SELECT a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[],
+                $10::text[], $11::text[], $12::text[])
+        AS a(log_id, user_id, action, ts_us, event_id, details, ip_address, request_id, k)
+    WHERE a.k IN (SELECT event_id FROM upd)
+    RETURNING 1
+)
+SELECT event_id, true AS changed FROM upd
+UNION ALL
+SELECT event_id, false FROM events WHERE user_id = $1 AND event_id = ANY($2::text[])
+"""
+
+
+def _i64(value: int) -> int:
+    """Clamp a bound to bigint: a bound beyond every stored value selects the same rows."""
+    return _INT64_MIN if value < _INT64_MIN else _INT64_MAX if value > _INT64_MAX else value
+
+
+def _has_nul(*values: str | None) -> bool:
+    """PostgreSQL ``text`` cannot hold U+0000, so a filter containing it matches nothing."""
+    return any(v is not None and "\x00" in v for v in values)
+
+
+def _event(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(*row)
+
+
+def _key(row: asyncpg.Record) -> ApiKeyRecord:
+    (key_id, user_id, key_hash, prefix, name, created, rate, scopes, active, expires, used, revoked) = row
+    return ApiKeyRecord(
+        key_id=key_id,
+        user_id=user_id,
+        key_hash=key_hash,
+        key_prefix=prefix,
+        name=bytes(name).decode("utf-8", "surrogatepass"),
+        created_us=created,
+        rate_limit=rate,
+        scopes=tuple(scopes),
+        is_active=bool(active),
+        expires_us=expires,
+        last_used_us=used,
+        revoked_us=revoked,
+    )
+
+
+def _audit(row: asyncpg.Record) -> AuditRecord:
+    return AuditRecord(*row)
+
+
+def _audit_arrays(records: Sequence[AuditRecord]) -> list[list[Any]]:
+    return [
+        [a.log_id for a in records],
+        [a.user_id for a in records],
+        [a.action for a in records],
+        [a.ts_us for a in records],
+        [a.event_id for a in records],
+        [a.details for a in records],
+        [a.ip_address for a in records],
+        [a.request_id for a in records],
+    ]
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Any:
+    """Driver and network errors leave this module as :class:`StorageError`, nothing else."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise StorageError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(slots=True)
+class _Write:
+    """One queued :meth:`PostgresStorage.insert_events` call waiting for its group."""
+
+    events: Sequence[EventRecord]
+    audit: Sequence[AuditRecord]
+    idempotency: IdempotencyRecord | None
+    future: asyncio.Future[StoreOutcome]
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = max(1, len(self.events), len(self.audit))
+
+
+class PostgresStorage:
+    """Implements :class:`~triggers_api.storage.base.Storage` on PostgreSQL (asyncpg pool)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        pool_min: int = 2,
+        pool_max: int = 10,
+        commit_batch_max: int = 512,
+        writers: int = 2,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}: lower-case letters, digits and _ only")
+        self.dsn = dsn
+        self.schema = schema
+        self.pool_min = pool_min
+        self.pool_max = max(pool_max, writers + 1, pool_min)
+        self.commit_batch_max = commit_batch_max
+        self.writers = writers
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._queue: asyncio.Queue[_Write | None] | None = None
+        self._writer_tasks: list[asyncio.Task[None]] = []
+        self._opened = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"application_name": "triggers-api", "jit": "off"}
+        if self.schema is not None:
+            settings["search_path"] = self.schema
+        return settings
+
+    async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
+        with _translated("cannot connect to PostgreSQL"):
+            return await asyncpg.connect(self.dsn, server_settings=self._server_settings(), timeout=10)
+
+    async def _migrate_on(self, conn: Conn) -> None:
+        with _translated("migration failed"):
+            async with conn.transaction():
+                # Concurrent starters queue here; the first applies, the others find it done.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))", f"triggers_api.migrate:{self.schema}"
+                )
+                if self.schema is not None:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version integer PRIMARY KEY, applied_us bigint NOT NULL)"
+                )
+                done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for version, script in enumerate(MIGRATIONS, start=1):
+                    if version in done:
+                        continue
+                    await conn.execute(script)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_us) "
+                        "VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)",
+                        version,
+                    )
+                    log.info("migration_applied", backend="postgresql", version=version, schema=self.schema)
+
+    async def migrate(self) -> None:
+        if self._pool is not None:
+            with _translated("migration failed"):
+                async with self._pool.acquire() as conn:
+                    await self._migrate_on(conn)
+            return
+        alone = await self._connect()
+        try:
+            await self._migrate_on(alone)
+        finally:
+            with contextlib.suppress(Exception):
+                await alone.close()
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        await self.migrate()
+        with _translated("cannot connect to PostgreSQL"):
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self.pool_min,
+                max_size=self.pool_max,
+                server_settings=self._server_settings(),
+                timeout=10,
+            )
+        self._queue = asyncio.Queue()
+        self._writer_tasks = [
+            asyncio.create_task(self._write_loop(), name=f"pg-writer-{i}") for i in range(self.writers)
+        ]
+        self._opened = True
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened = False
+        if self._queue is not None:
+            for _ in self._writer_tasks:
+                self._queue.put_nowait(None)  # after everything already queued
+        await asyncio.gather(*self._writer_tasks, return_exceptions=True)
+        self._writer_tasks = []
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (TimeoutError, asyncpg.PostgresError, OSError):
+                pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, what: str) -> AsyncIterator[Conn]:
+        if self._pool is None:
+            raise StorageError("storage is closed")
+        with _translated(what):
+            async with self._pool.acquire(timeout=30) as conn:
+                yield conn
+
+    async def ping(self) -> None:
+        async with self._conn("database unavailable") as conn:
+            await conn.fetchval("SELECT 1 FROM schema_migrations LIMIT 1", timeout=5)
+
+    # -- the group-commit writers -------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            group, size, keys, deferred, stop = [first], first.size, set(), [], False
+            if first.idempotency is not None:
+                keys.add((first.idempotency.user_id, first.idempotency.key))
+            while len(group) < self.commit_batch_max and size < _GROUP_EVENTS_MAX:
+                try:
+                    nxt = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if nxt.idempotency is not None:
+                    ident = (nxt.idempotency.user_id, nxt.idempotency.key)
+                    if ident in keys:  # one statement may not touch one key twice: next group
+                        deferred.append(nxt)
+                        continue
+                    keys.add(ident)
+                group.append(nxt)
+                size += nxt.size
+            for later in deferred:
+                queue.put_nowait(later)
+            if stop:
+                queue.put_nowait(None)
+            try:
+                await self._commit_group(group)
+            except Exception as exc:  # never let the writer die: fail this group's waiters
+                log.exception("group_commit_failed", backend="postgresql")
+                for w in group:
+                    if not w.future.done():
+                        w.future.set_exception(StorageError(f"commit failed: {exc}"))
+
+    async def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            outcomes = await self._store(group)
+        except StorageError as exc:
+            # A statement error (a duplicate id, a deadlock with another process) is one write's
+            # fault or a fluke: retry each alone so the others still succeed. A lost connection
+            # is everyone's problem: fail the group at once.
+            if len(group) == 1 or not isinstance(exc.__cause__, asyncpg.PostgresError):
+                for w in group:
+                    if not w.future.done():
+                        w.future.set_exception(exc)
+                return
+            for w in group:
+                await self._commit_group([w])
+            return
+        for w, outcome in zip(group, outcomes, strict=True):
+            if not w.future.done():
+                w.future.set_result(outcome)
+
+    async def _store(self, group: list[_Write]) -> list[StoreOutcome]:
+        idem = sorted(
+            ((w.idempotency, i) for i, w in enumerate(group) if w.idempotency is not None),
+            key=lambda pair: (pair[0].user_id, pair[0].key),  # one lock order for every process
+        )
+        ev = [(e, i) for i, w in enumerate(group) for e in w.events]
+        au = [(a, i) for i, w in enumerate(group) for a in w.audit]
+        args: list[Any] = [
+            [r.user_id for r, _ in idem],
+            [r.key for r, _ in idem],
+            [r.request_hash for r, _ in idem],
+            [r.response_status for r, _ in idem],
+            [r.response_body for r, _ in idem],
+            [r.created_us for r, _ in idem],
+            [r.expires_us for r, _ in idem],
+            [i for _, i in idem],
+            [e.event_id for e, _ in ev],
+            [e.user_id for e, _ in ev],
+            [e.event_type for e, _ in ev],
+            [e.payload for e, _ in ev],
+            [e.status for e, _ in ev],
+            [e.ts_us for e, _ in ev],
+            [e.expires_at for e, _ in ev],
+            [e.metadata for e, _ in ev],
+            [e.retry_count for e, _ in ev],
+            [e.last_retry_us for e, _ in ev],
+            [e.delivered_us for e, _ in ev],
+            [e.acknowledged_us for e, _ in ev],
+            [i for _, i in ev],
+            *_audit_arrays([a for a, _ in au]),
+            [i for _, i in au],
+        ]
+        async with self._conn("insert failed") as conn:
+            refused = {r[0] for r in await conn.fetch(_GROUP_INSERT, *args)}
+            existing: dict[int, IdempotencyRecord] = {}
+            if refused:
+                # A new snapshot: the live records that refused us are visible (committed) now.
+                wanted = [(r, i) for r, i in idem if i in refused]
+                rows = await conn.fetch(
+                    "SELECT k.user_id, k.idem_key, k.request_hash, k.response_status, k.response_body, "
+                    "k.created_us, k.expires_us FROM idempotency_keys k "
+                    "JOIN unnest($1::text[], $2::text[]) AS q(u, key) ON k.user_id = q.u AND k.idem_key = q.key",
+                    [r.user_id for r, _ in wanted],
+                    [r.key for r, _ in wanted],
+                )
+                found = {(row[0], row[1]): IdempotencyRecord(*row) for row in rows}
+                for r, i in wanted:
+                    record = found.get((r.user_id, r.key))
+                    if record is None:  # purged in between: rare; the caller's retry will store
+                        raise StorageError("idempotency record vanished; retry")
+                    existing[i] = record
+        return [
+            StoreOutcome(stored=False, existing=existing[i])
+            if i in existing
+            else StoreOutcome(stored=True, events=list(w.events))
+            for i, w in enumerate(group)
+        ]
+
+    # -- events -------------------------------------------------------------------------------------
+    async def insert_events(
+        self,
+        events: Sequence[EventRecord],
+        audit: Sequence[AuditRecord],
+        idempotency: IdempotencyRecord | None = None,
+    ) -> StoreOutcome:
+        if not self._opened or self._queue is None:
+            raise StorageError("storage is closed")
+        future: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Write(list(events), list(audit), idempotency, future))
+        return await future
+
+    async def get_event(self, user_id: str, event_id: str) -> EventRecord | None:
+        if _has_nul(user_id, event_id):
+            return None
+        async with self._conn("read failed") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1 AND user_id = $2", event_id, user_id
+            )
+        return _event(row) if row else None
+
+    async def list_events(self, query: EventQuery) -> list[EventRecord]:
+        if _has_nul(query.user_id, query.event_type, *query.statuses) or (
+            query.after is not None and _has_nul(query.after[1])
+        ):
+            return []
+        sql, params = event_listing_sql(query)
+        async with self._conn("read failed") as conn:
+            return [_event(r) for r in await conn.fetch(sql, *params)]
+
+    async def acknowledge(
+        self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]
+    ) -> list[AckResult]:
+        ids = list(event_ids)
+        if not ids:
+            return []
+        searchable = [i for i in ids if not _has_nul(i)]
+        keys = list(audit)
+        records = [audit[k] for k in keys]
+        async with self._conn("acknowledge failed") as conn:
+            rows = await conn.fetch(_ACKNOWLEDGE, user_id, searchable, at_us, *_audit_arrays(records), keys)
+        changed = {r[0] for r in rows if r[1]}
+        present = {r[0] for r in rows}
+        results: list[AckResult] = []
+        reported: set[str] = set()
+        for event_id in ids:
+            if event_id in changed and event_id not in reported:
+                reported.add(event_id)
+                results.append(AckResult.ACKNOWLEDGED)
+            elif event_id in present:
+                results.append(AckResult.ALREADY_ACKNOWLEDGED)
+            else:
+                results.append(AckResult.NOT_FOUND)
+        return results
+
+    # -- keys ---------------------------------------------------------------------------------------
+    async def insert_key(self, key: ApiKeyRecord, audit: AuditRecord | None) -> None:
+        async with self._conn("insert key failed") as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+                key.key_id,
+                key.user_id,
+                key.key_hash,
+                key.key_prefix,
+                key.name.encode("utf-8", "surrogatepass"),
+                key.created_us,
+                key.rate_limit,
+                list(key.scopes),
+                key.is_active,
+                key.expires_us,
+                key.last_used_us,
+                key.revoked_us,
+            )
+            if audit is not None:
+                await self._insert_audit(conn, [audit])
+
+    async def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        if _has_nul(key_hash):
+            return None
+        async with self._conn("read failed") as conn:
+            row = await conn.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash)
+        return _key(row) if row else None
+
+    async def list_keys(self, user_id: str) -> list[ApiKeyRecord]:
+        if _has_nul(user_id):
+            return []
+        async with self._conn("read failed") as conn:
+            rows = await conn.fetch(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_us DESC, key_id DESC",
+                user_id,
+            )
+        return [_key(r) for r in rows]
+
+    async def revoke_key(
+        self, key_id: str, user_id: str | None, at_us: int, audit: AuditRecord | None
+    ) -> ApiKeyRecord | None:
+        if _has_nul(key_id, user_id):
+            return None
+        owner = "" if user_id is None else " AND user_id = $2"
+        params: list[Any] = [key_id] if user_id is None else [key_id, user_id]
+        async with self._conn("revoke failed") as conn, conn.transaction():
+            # Row lock first: of two concurrent revokes exactly one sees it active and audits.
+            row = await conn.fetchrow(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = $1{owner} FOR UPDATE", *params
+            )
+            if row is None:
+                return None
+            key = _key(row)
+            if key.is_active:
+                await conn.execute(
+                    "UPDATE api_keys SET is_active = false, revoked_us = $1 WHERE key_id = $2", at_us, key_id
+                )
+                key.is_active, key.revoked_us = False, at_us
+                if audit is not None:
+                    audit.user_id = key.user_id
+                    await self._insert_audit(conn, [audit])
+            return key
+
+    async def record_key_use(self, last_used: dict[str, int]) -> None:
+        if not last_used:
+            return
+        async with self._conn("record key use failed") as conn:
+            await conn.execute(
+                "UPDATE api_keys SET last_used_us = u.ts FROM unnest($1::text[], $2::bigint[]) AS u(id, ts) "
+                "WHERE api_keys.key_id = u.id AND (api_keys.last_used_us IS NULL OR api_keys.last_used_us < u.ts)",
+                list(last_used),
+                list(last_used.values()),
+            )
+
+    async def count_keys(self) -> int:
+        async with self._conn("read failed") as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM api_keys"))
+
+    # -- audit --------------------------------------------------------------------------------------
+    @staticmethod
+    async def _insert_audit(conn: Conn, records: Sequence[AuditRecord]) -> None:
+        await conn.execute(
+            f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) SELECT * FROM {_AUDIT_UNNEST}", *_audit_arrays(records)
+        )
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        if _has_nul(query.user_id, query.event_id, query.action) or (
+            query.before is not None and _has_nul(query.before[1])
+        ):
+            return []
+        sql, params = audit_listing_sql(query)
+        async with self._conn("read failed") as conn:
+            return [_audit(r) for r in await conn.fetch(sql, *params)]
+
+    # -- retention ----------------------------------------------------------------------------------
+    async def expired_events(self, now_s: int, limit: int) -> list[EventRecord]:
+        async with self._conn("read failed") as conn:
+            rows = await conn.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                _i64(now_s),
+                limit,
+            )
+        return [_event(r) for r in rows]
+
+    async def delete_events(self, event_ids: Sequence[str], now_s: int) -> int:
+        ids = [i for i in event_ids if not _has_nul(i)]
+        if not ids:
+            return 0
+        async with self._conn("delete failed") as conn:
+            status = await conn.execute(
+                "DELETE FROM events WHERE event_id = ANY($1::text[]) AND expires_at <= $2", ids, _i64(now_s)
+            )
+        return _rowcount(status)
+
+    async def purge_audit(self, before_us: int) -> int:
+        async with self._conn("purge failed") as conn:
+            status = await conn.execute(
+                "DELETE FROM audit_logs WHERE log_id IN "
+                f"(SELECT log_id FROM audit_logs WHERE ts_us < $1 LIMIT {_PURGE_BATCH})",
+                _i64(before_us),
+            )
+        return _rowcount(status)
+
+    async def purge_idempotency(self, now_us: int) -> int:
+        """Every expired record goes, in bounded batches so no statement holds long locks."""
+        total = 0
+        while True:
+            async with self._conn("purge failed") as conn:
+                status = await conn.execute(
+                    "DELETE FROM idempotency_keys WHERE (user_id, idem_key) IN (SELECT user_id, idem_key "
+                    f"FROM idempotency_keys WHERE expires_us <= $1 LIMIT {_PURGE_BATCH})",
+                    _i64(now_us),
+                )
+            deleted = _rowcount(status)
+            total += deleted
+            if deleted < _PURGE_BATCH:
+                return total
+
+
+def _rowcount(status: str) -> int:
+    """asyncpg returns the command tag (``DELETE 3``); the count is its last word."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def event_listing_sql(query: EventQuery) -> tuple[str, list[Any]]:
+    """Keyset pagination on (ts_us, event_id); shaped so the indexes serve it (see the EXPLAIN test)."""
+    where = ["user_id = $1"]
+    params: list[Any] = [query.user_id]
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    statuses = tuple(query.statuses)
+    if statuses and set(statuses) == {s.value for s in INBOX_STATUSES}:
+        where.append("status IN ('received', 'queued', 'failed')")  # matches the partial index
+    elif len(statuses) == 1:
+        where.append(f"status = {param(statuses[0])}")
+    elif statuses:
+        where.append(f"status = ANY({param(list(statuses))}::text[])")
+    if query.event_type is not None:
+        where.append(f"event_type = {param(query.event_type)}")
+    if query.from_us is not None:
+        where.append(f"ts_us >= {param(_i64(query.from_us))}")
+    if query.to_us is not None:
+        where.append(f"ts_us <= {param(_i64(query.to_us))}")
+    if query.after is not None:
+        op = "<" if query.newest_first else ">"
+        where.append(f"(ts_us, event_id) {op} ({param(_i64(query.after[0]))}, {param(query.after[1])})")
+    order = "DESC" if query.newest_first else "ASC"
+    sql = (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+        f"ORDER BY ts_us {order}, event_id {order} LIMIT {param(query.limit)}"
+    )
+    return sql, params
+
+
+def audit_listing_sql(query: AuditQuery) -> tuple[str, list[Any]]:
+    where = ["user_id = $1"]
+    params: list[Any] = [query.user_id]
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if query.event_id is not None:
+        where.append(f"event_id = {param(query.event_id)}")
+    if query.action is not None:
+        where.append(f"action = {param(query.action)}")
+    if query.before is not None:
+        where.append(f"(ts_us, log_id) < ({param(_i64(query.before[0]))}, {param(query.before[1])})")
+    sql = (
+        f"SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE {' AND '.join(where)} "
+        f"ORDER BY ts_us DESC, log_id DESC LIMIT {param(query.limit)}"
+    )
+    return sql, params
