@@ -20,8 +20,8 @@ run: venv
 	$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint

@@ -127,7 +127,9 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(tmp_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    tmp_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> LiveServer:
     """``triggers-api serve`` in a subprocess on a fresh database; returns once /v1/health answers."""
     port = port or free_port()
     env = dict(os.environ)
