@@ -142,7 +142,7 @@ def start_server(
     )
     env.update(extra_env or {})
     log_path = tmp_path / f"server-{port}.log"
-    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the subprocess
+    log_file = open(log_path, "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "triggers_api.cli", "serve", "--port", str(port)],
         stdout=log_file,
