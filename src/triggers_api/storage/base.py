@@ -9,7 +9,7 @@ Unix epoch (UTC) inside storage; the edges turn them into ISO 8601 strings.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -123,6 +123,72 @@ class StoreOutcome:
     events: list[EventRecord] = field(default_factory=list)
 
 
+# == delivery: push to the workflow engine (see ``triggers_api/delivery/``) ==========================
+class AttemptOutcome(StrEnum):
+    """What one delivery attempt decided for its event."""
+
+    DELIVERED = "delivered"  # 2xx: the engine took the event
+    RETRY = "retry"  # retriable failure; another attempt is scheduled
+    FAILED = "failed"  # refused (non-retriable 4xx) or schedule exhausted: dead-lettered
+
+
+@dataclass(slots=True)
+class DeliveryClaim:
+    """An event leased to one worker for one delivery attempt (see :meth:`Storage.claim_due_events`)."""
+
+    event: EventRecord
+    lease_token: str
+    lease_until_us: int
+    attempts: int  # attempts ever made for this event before this one
+    round_attempts: int  # attempts made since it entered delivery or was last replayed
+
+
+@dataclass(slots=True)
+class DeliveryAttempt:
+    """One HTTP attempt to push one event; kept as the event's attempt history."""
+
+    attempt_id: str  # UUIDv7, chosen by the caller
+    event_id: str
+    user_id: str
+    started_us: int
+    duration_us: int
+    outcome: str  # an AttemptOutcome value
+    response_status: int | None = None  # None when no HTTP answer came back
+    error: str | None = None  # error class: "timeout", "connect_error", "http_503", ...
+    response_body: bytes = b""  # the first 1 KiB of the answer
+
+
+@dataclass(slots=True, frozen=True)
+class ReplaySelector:
+    """Which of a user's dead letters to replay: given ids, or every match of the filters."""
+
+    user_id: str
+    event_ids: tuple[str, ...] | None = None
+    event_type: str | None = None
+    from_us: int | None = None  # inclusive, on the event's timestamp
+    to_us: int | None = None  # inclusive
+
+
+@dataclass(slots=True, frozen=True)
+class DeliveryDepths:
+    pending: int  # received + queued: waiting for a push (or a pull)
+    dead_letters: int  # failed
+
+
+@dataclass(slots=True, frozen=True)
+class AttemptCounts:
+    total: int
+    delivered: int
+
+
+@dataclass(slots=True, frozen=True)
+class StreamItem:
+    """An event with its position in commit order (see :meth:`Storage.events_after`)."""
+
+    position: int
+    event: EventRecord
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def open(self) -> None:
@@ -184,3 +250,102 @@ class Storage(Protocol):
     async def purge_audit(self, before_us: int) -> int: ...
 
     async def purge_idempotency(self, now_us: int) -> int: ...
+
+    # == delivery ====================================================================================
+    # Claiming, attempts, leases, dead letters and replay for the push worker, plus the reads the
+    # live stream and the metrics summary need. A "pending" event has status received or queued;
+    # its due time is ``next_attempt_us`` when set, else its ``ts_us`` (new events are due at once).
+    # Acknowledgement sets status delivered, so acknowledged events are never pending.
+
+    async def claim_due_events(
+        self, lease_token: str, now_us: int, lease_until_us: int, limit: int
+    ) -> list[DeliveryClaim]:
+        """Lease up to ``limit`` pending events that are due (due time <= ``now_us``) and not leased
+        (no lease, or a lease that expired at or before ``now_us``), earliest due first.
+
+        Atomically (one transaction, safe against concurrent claimers in other processes: no event
+        is ever returned to two callers whose leases are both live) sets on each claimed event
+        status ``queued``, ``lease_token`` and ``lease_until_us``. Callers pass a fresh token per call.
+        Returns the claims (any order); an empty list when nothing is due.
+        """
+
+    async def next_delivery_due(self, now_us: int) -> int | None:
+        """The earliest due time of a pending event without a live lease at ``now_us`` (may be in the
+        past), or None when there is none. A read, used by idle workers to sleep until then."""
+
+    async def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        lease_token: str,
+        *,
+        next_attempt_us: int | None = None,
+        audit: AuditRecord | None = None,
+    ) -> bool:
+        """Record one attempt and apply its outcome, in one transaction.
+
+        Does nothing and returns False when the event no longer exists. Otherwise always stores
+        the attempt row and counts it on the event (``attempts`` + 1; ``retry_count`` = attempts - 1;
+        ``last_retry_us`` = ``attempt.started_us`` when this was not the first attempt). Then, only
+        if the event is not acknowledged:
+
+        - DELIVERED and status is not delivered: status ``delivered``, ``delivered_us`` set if unset
+          (to the attempt's end), lease and due time cleared; applies whatever the lease (the
+          engine has the event, so a later or concurrent claim must not push it as undelivered).
+          The payload is kept (only acknowledgement drops it).
+        - RETRY, with status ``queued`` and ``lease_token`` still the event's: due at
+          ``next_attempt_us``, lease cleared, ``round_attempts`` + 1.
+        - FAILED, same conditions: status ``failed`` (dead letter), lease and due time cleared,
+          ``round_attempts`` + 1.
+
+        ``audit`` is inserted only when the outcome was applied. Returns whether it was applied.
+        """
+
+    async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
+        """Give back leased events without counting an attempt (shutdown, circuit breaker open).
+
+        ``claims`` are (event_id, lease_token) pairs; only events still queued under that token
+        are released: lease cleared, due at ``due_us``. Returns how many were released.
+        """
+
+    async def replay_events(
+        self, selector: ReplaySelector, at_us: int, limit: int, audit: Callable[[str], AuditRecord]
+    ) -> list[str]:
+        """Put up to ``limit`` of the selector's user's dead letters (status ``failed``) back into
+        delivery with a fresh retry schedule, oldest first: status ``queued``, due at ``at_us``,
+        ``round_attempts`` 0, lease cleared; attempt history, ``attempts`` and ``retry_count`` kept.
+        Events in any other status are left alone. ``audit(event_id)`` builds the audit record
+        stored, in the same transaction, for each replayed event. Returns the replayed ids.
+        """
+
+    async def list_attempts(self, user_id: str, event_id: str) -> list[DeliveryAttempt]:
+        """The event's attempts, oldest first (empty for another user's event)."""
+
+    async def delivery_depths(self, user_id: str | None = None) -> DeliveryDepths:
+        """How many events are pending and dead-lettered: of one user, or of everyone (None)."""
+
+    async def count_attempts(self, user_id: str, since_us: int) -> AttemptCounts:
+        """The user's attempts started at or after ``since_us``: all of them, and the delivered."""
+
+    async def count_events_by_bucket(
+        self, user_id: str, since_us: int, until_us: int, bucket_us: int
+    ) -> list[int]:
+        """Events of the user with ``since_us <= ts_us < until_us``, counted per bucket of
+        ``bucket_us`` starting at ``since_us``: a list of ceil((until - since) / bucket) counts."""
+
+    async def stream_head(self) -> int:
+        """The position of the most recently committed event of any user (0 when there is none)."""
+
+    async def stream_position(self, user_id: str, event_id: str) -> int | None:
+        """The position of the user's event, or None when it does not exist (or is another's)."""
+
+    async def events_after(
+        self, user_id: str, position: int, event_type: str | None, limit: int
+    ) -> list[StreamItem]:
+        """The user's events (any status, optionally of one type) after ``position``, in position
+        order, at most ``limit``.
+
+        Positions are integers that grow in *commit* order: an event committed after a call
+        returned must get a position greater than every position that call could return, so a
+        reader that keeps the last position it saw never skips an event (no gaps) and never sees
+        one twice. A position never changes while its event exists.
+        """

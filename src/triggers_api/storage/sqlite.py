@@ -26,13 +26,20 @@ from triggers_api.storage.base import (
     INBOX_STATUSES,
     AckResult,
     ApiKeyRecord,
+    AttemptCounts,
+    AttemptOutcome,
     AuditQuery,
     AuditRecord,
+    DeliveryAttempt,
+    DeliveryClaim,
+    DeliveryDepths,
     EventQuery,
     EventRecord,
     EventStatus,
     IdempotencyRecord,
+    ReplaySelector,
     StoreOutcome,
+    StreamItem,
 )
 
 T = TypeVar("T")
@@ -104,6 +111,36 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, idem_key)
     );
     CREATE INDEX ix_idempotency_expires ON idempotency_keys (expires_us);
+    """,
+    # 2: delivery (push worker): due times, leases, attempt counters, the attempt history.
+    # A pending event (received/queued) is due at COALESCE(next_attempt_us, ts_us); the partial
+    # expression index makes claiming the earliest due event a seek, not a scan. Attempts go
+    # with their event when retention deletes it.
+    """
+    ALTER TABLE events ADD COLUMN next_attempt_us INTEGER;
+    ALTER TABLE events ADD COLUMN lease_token TEXT;
+    ALTER TABLE events ADD COLUMN lease_until_us INTEGER;
+    ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN round_attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX ix_events_due ON events (COALESCE(next_attempt_us, ts_us))
+        WHERE status IN ('received', 'queued');
+    CREATE INDEX ix_events_dead ON events (user_id, ts_us, event_id) WHERE status = 'failed';
+
+    CREATE TABLE delivery_attempts (
+        attempt_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        started_us INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        response_status INTEGER,
+        error TEXT,
+        response_body BLOB NOT NULL
+    );
+    CREATE INDEX ix_attempts_event ON delivery_attempts (event_id, started_us);
+    CREATE INDEX ix_attempts_user ON delivery_attempts (user_id, started_us);
+    CREATE TRIGGER events_delete_attempts AFTER DELETE ON events
+    BEGIN DELETE FROM delivery_attempts WHERE event_id = old.event_id; END;
     """,
 ]
 
@@ -593,6 +630,265 @@ class SQLiteStorage:
             return conn.execute("DELETE FROM idempotency_keys WHERE expires_us <= ?", (now_us,)).rowcount
 
         return await self._write(write)
+
+    # == delivery ====================================================================================
+    # See the Protocol's docstrings for the semantics. Stream positions are SQLite rowids: the one
+    # writer takes the database lock per transaction and a new row gets max(rowid) + 1, so rowid
+    # order is commit order. (VACUUM may renumber rowids of this table; never VACUUM while streams
+    # are connected.)
+    async def claim_due_events(
+        self, lease_token: str, now_us: int, lease_until_us: int, limit: int
+    ) -> list[DeliveryClaim]:
+        sql = (
+            "UPDATE events SET status = 'queued', lease_token = ?, lease_until_us = ? "
+            "WHERE event_id IN (SELECT event_id FROM events WHERE status IN ('received', 'queued') "
+            "AND COALESCE(next_attempt_us, ts_us) <= ? AND (lease_until_us IS NULL OR lease_until_us <= ?) "
+            "ORDER BY COALESCE(next_attempt_us, ts_us) LIMIT ?) "
+            f"RETURNING {EVENT_COLUMNS}, attempts, round_attempts, COALESCE(next_attempt_us, ts_us)"
+        )
+
+        def write(conn: sqlite3.Connection) -> list[DeliveryClaim]:
+            rows = conn.execute(sql, (lease_token, lease_until_us, now_us, now_us, limit)).fetchall()
+            rows.sort(key=lambda r: (r[-1], r[0]))
+            return [DeliveryClaim(_event(r[:12]), lease_token, lease_until_us, r[12], r[13]) for r in rows]
+
+        return await self._write(write)
+
+    async def next_delivery_due(self, now_us: int) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT COALESCE(next_attempt_us, ts_us) FROM events WHERE status IN ('received', 'queued') "
+                "AND (lease_until_us IS NULL OR lease_until_us <= ?) "
+                "ORDER BY COALESCE(next_attempt_us, ts_us) LIMIT 1",
+                (now_us,),
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        return await self._read(read)
+
+    async def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        lease_token: str,
+        *,
+        next_attempt_us: int | None = None,
+        audit: AuditRecord | None = None,
+    ) -> bool:
+        a = attempt
+        ended_us = a.started_us + a.duration_us
+
+        def write(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT status, acknowledged_us, lease_token, attempts FROM events "
+                "WHERE event_id = ? AND user_id = ?",
+                (a.event_id, a.user_id),
+            ).fetchone()
+            if row is None:
+                return False
+            status, acknowledged, token, attempts = row
+            conn.execute(
+                "INSERT INTO delivery_attempts (attempt_id, event_id, user_id, started_us, duration_us, "
+                "outcome, response_status, error, response_body) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    a.attempt_id,
+                    a.event_id,
+                    a.user_id,
+                    a.started_us,
+                    a.duration_us,
+                    a.outcome,
+                    a.response_status,
+                    a.error,
+                    a.response_body,
+                ),
+            )
+            attempts += 1
+            conn.execute(
+                "UPDATE events SET attempts = ?, retry_count = ?, "
+                "last_retry_us = CASE WHEN ? > 1 THEN ? ELSE last_retry_us END WHERE event_id = ?",
+                (attempts, attempts - 1, attempts, a.started_us, a.event_id),
+            )
+            applied = False
+            if acknowledged is None:
+                if a.outcome == AttemptOutcome.DELIVERED and status != EventStatus.DELIVERED:
+                    conn.execute(
+                        "UPDATE events SET status = 'delivered', delivered_us = COALESCE(delivered_us, ?), "
+                        "lease_token = NULL, lease_until_us = NULL, next_attempt_us = NULL, "
+                        "round_attempts = round_attempts + 1 WHERE event_id = ?",
+                        (ended_us, a.event_id),
+                    )
+                    applied = True
+                elif status == EventStatus.QUEUED and token == lease_token:
+                    if a.outcome == AttemptOutcome.RETRY:
+                        conn.execute(
+                            "UPDATE events SET next_attempt_us = ?, lease_token = NULL, lease_until_us = NULL, "
+                            "round_attempts = round_attempts + 1 WHERE event_id = ?",
+                            (next_attempt_us if next_attempt_us is not None else ended_us, a.event_id),
+                        )
+                        applied = True
+                    elif a.outcome == AttemptOutcome.FAILED:
+                        conn.execute(
+                            "UPDATE events SET status = 'failed', next_attempt_us = NULL, lease_token = NULL, "
+                            "lease_until_us = NULL, round_attempts = round_attempts + 1 WHERE event_id = ?",
+                            (a.event_id,),
+                        )
+                        applied = True
+            if applied and audit is not None:
+                conn.execute(
+                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", _audit_row(audit)
+                )
+            return applied
+
+        return await self._write(write)
+
+    async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
+        rows = [(due_us, event_id, token) for event_id, token in claims]
+        if not rows:
+            return 0
+
+        def write(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE events SET lease_token = NULL, lease_until_us = NULL, next_attempt_us = ? "
+                "WHERE event_id = ? AND lease_token = ? AND status = 'queued'",
+                rows,
+            )
+            return conn.total_changes - before
+
+        return await self._write(write)
+
+    async def replay_events(
+        self, selector: ReplaySelector, at_us: int, limit: int, audit: Callable[[str], AuditRecord]
+    ) -> list[str]:
+        where = ["user_id = ?", "status = 'failed'"]
+        params: list[Any] = [selector.user_id]
+        if selector.event_ids is not None:
+            if not selector.event_ids:
+                return []
+            where.append(f"event_id IN ({','.join('?' * len(selector.event_ids))})")
+            params += list(selector.event_ids)
+        if selector.event_type is not None:
+            where.append("event_type = ?")
+            params.append(selector.event_type)
+        if selector.from_us is not None:
+            where.append("ts_us >= ?")
+            params.append(selector.from_us)
+        if selector.to_us is not None:
+            where.append("ts_us <= ?")
+            params.append(selector.to_us)
+        sql = (
+            "UPDATE events SET status = 'queued', next_attempt_us = ?, round_attempts = 0, "
+            "lease_token = NULL, lease_until_us = NULL WHERE event_id IN "
+            f"(SELECT event_id FROM events WHERE {' AND '.join(where)} ORDER BY ts_us, event_id LIMIT ?) "
+            "RETURNING event_id, ts_us"
+        )
+        all_params = [at_us, *params, limit]
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            rows = sorted(conn.execute(sql, all_params).fetchall(), key=lambda r: (r[1], r[0]))
+            ids = [r[0] for r in rows]
+            if ids:
+                conn.executemany(
+                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                    [_audit_row(audit(event_id)) for event_id in ids],
+                )
+            return ids
+
+        return await self._write(write)
+
+    async def list_attempts(self, user_id: str, event_id: str) -> list[DeliveryAttempt]:
+        def read(conn: sqlite3.Connection) -> list[DeliveryAttempt]:
+            rows = conn.execute(
+                "SELECT attempt_id, event_id, user_id, started_us, duration_us, outcome, response_status, "
+                "error, response_body FROM delivery_attempts WHERE event_id = ? AND user_id = ? "
+                "ORDER BY started_us, attempt_id",
+                (event_id, user_id),
+            )
+            return [DeliveryAttempt(*r) for r in rows]
+
+        return await self._read(read)
+
+    async def delivery_depths(self, user_id: str | None = None) -> DeliveryDepths:
+        def read(conn: sqlite3.Connection) -> DeliveryDepths:
+            if user_id is None:  # each count is a walk of one small partial index
+                pending = conn.execute(
+                    "SELECT COUNT(*) FROM events WHERE status IN ('received', 'queued')"
+                ).fetchone()[0]
+                dead = conn.execute("SELECT COUNT(*) FROM events WHERE status = 'failed'").fetchone()[0]
+                return DeliveryDepths(int(pending), int(dead))
+            counts = dict(
+                conn.execute(
+                    "SELECT status, COUNT(*) FROM events INDEXED BY ix_events_inbox WHERE user_id = ? "
+                    "AND status IN ('received', 'queued', 'failed') GROUP BY status",
+                    (user_id,),
+                ).fetchall()
+            )
+            return DeliveryDepths(
+                int(counts.get("received", 0)) + int(counts.get("queued", 0)), int(counts.get("failed", 0))
+            )
+
+        return await self._read(read)
+
+    async def count_attempts(self, user_id: str, since_us: int) -> AttemptCounts:
+        def read(conn: sqlite3.Connection) -> AttemptCounts:
+            total, delivered = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(outcome = 'delivered'), 0) FROM delivery_attempts "
+                "WHERE user_id = ? AND started_us >= ?",
+                (user_id, since_us),
+            ).fetchone()
+            return AttemptCounts(int(total), int(delivered))
+
+        return await self._read(read)
+
+    async def count_events_by_bucket(
+        self, user_id: str, since_us: int, until_us: int, bucket_us: int
+    ) -> list[int]:
+        buckets = max(0, -(-(until_us - since_us) // bucket_us))
+
+        def read(conn: sqlite3.Connection) -> list[int]:
+            counts = [0] * buckets
+            rows = conn.execute(
+                "SELECT (ts_us - ?) / ?, COUNT(*) FROM events WHERE user_id = ? AND ts_us >= ? AND ts_us < ? "
+                "GROUP BY 1",
+                (since_us, bucket_us, user_id, since_us, until_us),
+            )
+            for index, count in rows:
+                if 0 <= index < buckets:
+                    counts[index] = int(count)
+            return counts
+
+        return await self._read(read)
+
+    async def stream_head(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0])
+
+        return await self._read(read)
+
+    async def stream_position(self, user_id: str, event_id: str) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT rowid FROM events WHERE event_id = ? AND user_id = ?", (event_id, user_id)
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        return await self._read(read)
+
+    async def events_after(
+        self, user_id: str, position: int, event_type: str | None, limit: int
+    ) -> list[StreamItem]:
+        # ``+user_id``: walk rowids from the position on (a tail) rather than all the user's rows.
+        sql = f"SELECT rowid, {EVENT_COLUMNS} FROM events WHERE rowid > ? AND +user_id = ?"
+        params: list[Any] = [position, user_id]
+        if event_type is not None:
+            sql += " AND +event_type = ?"
+            params.append(event_type)
+        sql += " ORDER BY rowid LIMIT ?"
+        params.append(limit)
+
+        def read(conn: sqlite3.Connection) -> list[StreamItem]:
+            return [StreamItem(int(r[0]), _event(r[1:])) for r in conn.execute(sql, params)]
+
+        return await self._read(read)
 
 
 def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
