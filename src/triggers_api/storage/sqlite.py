@@ -610,9 +610,8 @@ class SQLiteStorage:
         rows = [(e, now_s) for e in event_ids]
 
         def write(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.executemany("DELETE FROM events WHERE event_id = ? AND expires_at <= ?", rows)
-            return conn.total_changes - before
+            # rowcount, not total_changes: the trigger deleting delivery attempts must not count
+            return conn.executemany("DELETE FROM events WHERE event_id = ? AND expires_at <= ?", rows).rowcount
 
         return await self._write(write)
 
