@@ -179,6 +179,12 @@ async def test_one_log_line_per_request_without_secrets(
 
     configure_logging("INFO", json=True)
     capsys.readouterr()
+    await _log_one_request(client, auth, capsys)
+
+
+async def _log_one_request(
+    client: httpx.AsyncClient, auth: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     await client.post(
         "/v1/events",
         json={"event_type": "secret.type", "payload": {"password": "hunter2"}},
