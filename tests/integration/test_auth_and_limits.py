@@ -128,6 +128,8 @@ async def test_create_key_validates_its_input(client: httpx.AsyncClient, auth: d
         {"name": "x", "expires_at": "2001-01-01T00:00:00Z"},
         {"name": "x", "expires_at": "not a date"},
         {"name": "x", "key_hash": "abc"},
+        {"name": "nul\u0000byte"},
+        {"name": "x" * 101},
     ):
         assert_error(await client.post("/v1/keys", json=body, headers=auth), 400, "VALIDATION_ERROR")
     ok = await client.post(

@@ -25,7 +25,12 @@ ScopeName = Literal["events:write", "events:read", "keys:manage"]
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="Human-readable name")
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Human-readable name (no control characters)",
+    )
     scopes: list[ScopeName] | None = Field(
         None, min_length=1, max_length=3, description="Defaults to events:write + events:read"
     )
