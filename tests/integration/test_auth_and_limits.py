@@ -168,3 +168,17 @@ async def test_limit_exceeded_is_429_with_retry_after_and_other_keys_unaffected(
     assert (await client.get("/v1/inbox", headers=other)).status_code == 200
     # the refused request stored nothing
     assert len((await client.get("/v1/inbox", headers=other)).json()["events"]) == 3
+
+
+async def test_last_used_at_is_kept_without_a_write_per_request(app: FastAPI, client: httpx.AsyncClient) -> None:
+    key = {"X-API-Key": await new_key(app)}
+    before = (await client.get("/v1/keys", headers=key)).json()["keys"][0]
+    for _ in range(5):
+        await client.get("/v1/inbox", headers=key)
+    path = services_of(app).settings.sqlite_path()
+    with sqlite3.connect(path) as conn:
+        (stored,) = conn.execute("SELECT last_used_us FROM api_keys").fetchone()
+    assert before["last_used_at"] is None and stored is None  # nothing written per request
+    await services_of(app).keys.flush_last_used()  # what the periodic job does
+    after = (await client.get("/v1/keys", headers=key)).json()["keys"][0]
+    assert after["last_used_at"] is not None
