@@ -20,6 +20,7 @@ from triggers_api import __version__
 from triggers_api.audit.router import router as audit_router
 from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
+from triggers_api.dashboard import install as install_dashboard
 from triggers_api.edge import Edge, request_id_of
 from triggers_api.errors import (
     ApiError,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     install_openapi(app, [EventInput, BatchInput, ErrorResponse])
     _install_error_handlers(app)
 
+    install_dashboard(app, services)  # /v1/auth/* + /dashboard, session cookies (dashboard/)
     for extend in extensions or []:
         extend(app, services)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     database_pool_max: int = Field(10, ge=1, le=1000, description="PostgreSQL connections at most")
     commit_writers: int = Field(2, ge=1, le=64, description="PostgreSQL group commits in flight")
 
+    # Dashboard (src/triggers_api/dashboard/): browser sessions and the served single-page app.
+    dashboard_enabled: bool = Field(True, description="Serve /dashboard and accept session cookies")
+    dashboard_dir: Path | None = Field(
+        None, description="Built dashboard to serve (default: the package's dashboard/static)"
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key signing session cookies; unset: generated once, kept in session_secret_file",
+    )
+    session_secret_file: Path | None = Field(
+        None, description="Where a generated session secret is kept (default: beside archive_dir)"
+    )
+    session_ttl_seconds: int = Field(3600, ge=60, le=86_400, description="Lifetime of a session token")
+    session_max_age_seconds: int = Field(
+        7 * 86_400, ge=60, le=90 * 86_400, description="How long a session may be refreshed after login"
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -62,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    def session_secret_path(self) -> Path:
+        """The generated session secret lives in the data directory (``./data`` by default)."""
+        return self.session_secret_file or self.archive_dir.parent / "session_secret"
 
     def sqlite_path(self) -> Path:
         """``sqlite:///./data/x.db`` -> ``./data/x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
