@@ -5,6 +5,7 @@ Under ``TRIGGERS_TEST_STRICT=1`` (CI) a skipped test is a failed test.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.postgres.schemas import TEST_BACKEND, backend_env, backend_settings, drop_test_schemas
 from triggers_api.app import create_app
 from triggers_api.config import Settings
 from triggers_api.keys.service import create_key
@@ -36,6 +38,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under TRIGGERS_TEST_STRICT=1: {report.longrepr}"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_test_schemas()  # the PostgreSQL schemas this run created (TRIGGERS_TEST_BACKEND=postgres)
+
+
+def _opens_sqlite_file(item: pytest.Item) -> bool:
+    """Marked ``sqlite_only``, or its own code opens the SQLite file (``sqlite3``/``sqlite_path``)."""
+    if item.get_closest_marker("sqlite_only"):
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return False
+    return "sqlite3." in source or "sqlite_path(" in source
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On TRIGGERS_TEST_BACKEND=postgres, deselect (not skip) tests that open the SQLite file."""
+    if TEST_BACKEND != "postgres":
+        return
+    dropped = [i for i in items if _opens_sqlite_file(i)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": f"sqlite:///{tmp_path / 'triggers.db'}",
@@ -43,6 +71,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "bootstrap_key": False,
         "log_level": "WARNING",
     }
+    values.update(backend_settings(tmp_path, "triggers"))  # TRIGGERS_TEST_BACKEND=postgres
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -140,6 +169,7 @@ def start_server(
             "TRIGGERS_LOG_LEVEL": "WARNING",
         }
     )
+    env.update(backend_env(tmp_path, "live"))  # TRIGGERS_TEST_BACKEND=postgres
     env.update(extra_env or {})
     log_path = tmp_path / f"server-{port}.log"
     log_file = open(log_path, "ab")

@@ -54,11 +54,12 @@ AppExtension = Callable[[FastAPI, Services], None]
 
 def build_services(settings: Settings) -> Services:
     storage = build_storage(settings)
-    return Services(
+    limiter = RateLimiter(settings.redis_url)
+    services = Services(
         settings=settings,
         storage=storage,
         keys=KeyResolver(storage, ttl=settings.key_cache_ttl),
-        limiter=RateLimiter(settings.redis_url),
+        limiter=limiter,
         ingestor=Ingestor(
             storage,
             ttl_seconds=int(settings.event_ttl_days * 86_400),
@@ -66,6 +67,9 @@ def build_services(settings: Settings) -> Services:
             max_batch=settings.max_batch_events,
         ),
     )
+    if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis)
+        services.extras.setdefault("health_checks", {})["redis"] = limiter.health
+    return services
 
 
 async def ensure_bootstrap_key(services: Services) -> str | None:

@@ -8,6 +8,7 @@ the process that revoked it. ``last_used_at`` is collected in memory and flushed
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import secrets
@@ -108,11 +109,32 @@ class KeyResolver:
             await self._storage.record_key_use(pending)
 
 
+#: Seconds a Redis call may take before the request goes on without it (fail open).
+REDIS_TIMEOUT = 0.5
+#: After a Redis failure, seconds during which requests skip it rather than each waiting again.
+REDIS_COOLDOWN = 1.0
+
+
 def _async_storage(url: str) -> LimitsStorage:
-    """The ``limits`` async storage for a URL (``redis://`` becomes ``async+redis://``)."""
+    """The ``limits`` async storage for a URL (``redis://`` becomes ``async+redis://``).
+
+    Redis goes through redis-py (the official client; ``limits`` would default to coredis), with
+    short timeouts and one immediate retry, so an unreachable Redis costs a request little.
+    """
     if not url.startswith("async+"):
         url = "async+" + url
-    backend = storage_from_string(url)
+    options: dict[str, Any] = {}
+    if url.split("://", 1)[0] in ("async+redis", "async+rediss", "async+redis+unix"):
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        options = {
+            "implementation": "redispy",
+            "socket_timeout": REDIS_TIMEOUT,
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            "retry": Retry(NoBackoff(), 1),
+        }
+    backend = storage_from_string(url, **options)
     assert isinstance(backend, LimitsStorage)
     return backend
 
@@ -123,10 +145,12 @@ class RateLimiter:
     POLICY = "per-key"
 
     def __init__(self, redis_url: str | None = None) -> None:
+        self.shared = redis_url is not None
         self.backend: LimitsStorage = _async_storage(redis_url) if redis_url else MemoryStorage()
         self._limiter = FixedWindowRateLimiter(self.backend)
         self._items: dict[int, Any] = {}
-        self.failures = 0
+        self.failures = 0  # requests served without a limit because the backend failed (metrics)
+        self._skip_until = 0.0
 
     def _item(self, per_minute: int) -> Any:
         item = self._items.get(per_minute)
@@ -137,13 +161,18 @@ class RateLimiter:
     async def hit(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """Count one request; raise 429 when over. Returns the headers to add to the response."""
         item = self._item(principal.rate_limit)
+        if self._skip_until and time.monotonic() < self._skip_until:
+            self.failures += 1  # still cooling down after a failure: fail open without waiting
+            return []
         try:
             allowed = await self._limiter.hit(item, principal.key_id)
             stats = await self._limiter.get_window_stats(item, principal.key_id)
         except Exception as exc:  # a missing Redis must not take the API down: fail open
             self.failures += 1
+            self._skip_until = time.monotonic() + REDIS_COOLDOWN
             log.warning("rate_limit_backend_unavailable", error=type(exc).__name__)
             return []
+        self._skip_until = 0.0
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = [
             (b"ratelimit-policy", f'"{self.POLICY}";q={principal.rate_limit};w=60'.encode()),
@@ -160,3 +189,12 @@ class RateLimiter:
                 },
             )
         return headers
+
+    async def health(self) -> dict[str, Any]:
+        """For ``/v1/health``: is the shared counter store answering? (Down is degraded, not
+        unhealthy: requests are still served, without limits, and counted in ``fail_open``.)"""
+        try:
+            ok = bool(await asyncio.wait_for(self.backend.check(), timeout=2 * REDIS_TIMEOUT))
+        except Exception:
+            ok = False
+        return {"status": "ok" if ok else "unavailable", "fail_open": self.failures}

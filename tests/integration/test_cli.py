@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import start_server
 
@@ -26,6 +27,7 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     assert (tmp_path / "live.db").exists()
 
 
+@pytest.mark.sqlite_only  # its CLI runs use the SQLite file (tests/postgres covers the CLI there)
 def test_keys_create_json_list_and_revoke(tmp_path: Path) -> None:
     created = run(
         tmp_path,
