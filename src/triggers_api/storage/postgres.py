@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
@@ -37,13 +38,20 @@ from triggers_api.storage.base import (
     INBOX_STATUSES,
     AckResult,
     ApiKeyRecord,
+    AttemptCounts,
+    AttemptOutcome,
     AuditQuery,
     AuditRecord,
+    DeliveryAttempt,
+    DeliveryClaim,
+    DeliveryDepths,
     EventQuery,
     EventRecord,
     EventStatus,
     IdempotencyRecord,
+    ReplaySelector,
     StoreOutcome,
+    StreamItem,
 )
 
 log = structlog.get_logger(__name__)
@@ -56,6 +64,12 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: Largest number of events (and as many audit rows) one group statement carries.
 _GROUP_EVENTS_MAX = 5000
 _PURGE_BATCH = 10_000
+_NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+_LISTEN_RETRY = 1.0  # seconds between attempts to (re)open the LISTEN connection
+_LISTEN_PROBE = 30.0  # seconds between liveness probes of an idle LISTEN connection
+
+#: ``listen_for_events`` callbacks: the users with news, or None for "anyone's".
+EventsListener = Callable[[frozenset[str] | None], None]
 
 MIGRATIONS: list[str] = [
     # 1: events, keys, audit log, idempotency records
@@ -130,7 +144,53 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ix_idempotency_expires ON idempotency_keys (expires_us);
     """,
+    # 2: delivery (push worker): due times, leases, attempt counters, the attempt history, and the
+    # stream position. A pending event (received/queued) is due at COALESCE(next_attempt_us,
+    # ts_us); the partial expression index makes claiming the earliest due event a seek. Attempts
+    # go with their event (ON DELETE CASCADE). Rows from before this migration get negative
+    # positions (older than anything a stream can ask for); new ones get xid-based positions.
+    """
+    ALTER TABLE events
+        ADD COLUMN next_attempt_us bigint,
+        ADD COLUMN lease_token text COLLATE "C",
+        ADD COLUMN lease_until_us bigint,
+        ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+        ADD COLUMN round_attempts integer NOT NULL DEFAULT 0,
+        ADD COLUMN position bigint;
+    UPDATE events SET position = -n.rn
+        FROM (SELECT event_id, row_number() OVER (ORDER BY ts_us DESC, event_id DESC) AS rn FROM events) n
+        WHERE events.event_id = n.event_id;
+    ALTER TABLE events ALTER COLUMN position SET NOT NULL;
+    CREATE UNIQUE INDEX ix_events_position ON events (position);
+    CREATE INDEX ix_events_user_position ON events (user_id, position);
+    CREATE INDEX ix_events_due ON events ((COALESCE(next_attempt_us, ts_us)))
+        WHERE status IN ('received', 'queued');
+    CREATE INDEX ix_events_dead ON events (user_id, ts_us, event_id) WHERE status = 'failed';
+
+    CREATE TABLE delivery_attempts (
+        attempt_id text COLLATE "C" PRIMARY KEY,
+        event_id text COLLATE "C" NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        user_id text COLLATE "C" NOT NULL,
+        started_us bigint NOT NULL,
+        duration_us bigint NOT NULL,
+        outcome text COLLATE "C" NOT NULL,
+        response_status integer,
+        error text,
+        response_body bytea NOT NULL
+    );
+    CREATE INDEX ix_attempts_event ON delivery_attempts (event_id, started_us, attempt_id);
+    CREATE INDEX ix_attempts_user ON delivery_attempts (user_id, started_us);
+    """,
 ]
+
+#: Stream positions are ``xid * 2**20 + n``: the inserting transaction's id, then the row's rank
+#: within it. A reader returns only rows whose transaction id is below its snapshot's ``xmin``
+#: (every transaction below it has ended), so a transaction that commits later always has a
+#: greater id than anything already returned: positions come out in an order no later commit
+#: can slip under, with no gaps and no repeats (see :meth:`PostgresStorage.events_after`).
+POSITION_SHIFT = 20
+_POSITION = f"(pg_current_xact_id()::text::bigint << {POSITION_SHIFT})"
+_SAFE_POSITION = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT})"
 
 EVENT_COLUMNS = (
     "event_id, user_id, event_type, payload, status, ts_us, expires_at, metadata, "
@@ -161,14 +221,14 @@ WITH idem AS (
     SELECT r.w FROM unnest($1::text[], $2::text[], $8::int[]) AS r(u, key, w)
     WHERE NOT EXISTS (SELECT 1 FROM idem WHERE idem.user_id = r.u AND idem.idem_key = r.key)
 ), ev AS (
-    INSERT INTO events ({EVENT_COLUMNS})
+    INSERT INTO events ({EVENT_COLUMNS}, position)
     SELECT e.event_id, e.user_id, e.event_type, e.payload, e.status, e.ts_us, e.expires_at, e.metadata,
-           e.retry_count, e.last_retry_us, e.delivered_us, e.acknowledged_us
+           e.retry_count, e.last_retry_us, e.delivered_us, e.acknowledged_us, {_POSITION} + e.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], $14::bigint[],
                 $15::bigint[], $16::bytea[], $17::int[], $18::bigint[], $19::bigint[], $20::bigint[],
-                $21::int[])
+                $21::int[]) WITH ORDINALITY
         AS e(event_id, user_id, event_type, payload, status, ts_us, expires_at, metadata,
-             retry_count, last_retry_us, delivered_us, acknowledged_us, w)
+             retry_count, last_retry_us, delivered_us, acknowledged_us, w, n)
     WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.w = e.w)
     RETURNING 1
 ), au AS (
@@ -204,6 +264,28 @@ SELECT event_id, false FROM events WHERE user_id = $1 AND event_id = ANY($2::tex
 """
 
 
+# Lease due, unleased pending events, earliest due first. SKIP LOCKED: rows another worker is
+# claiming right now are passed over, not waited for; the lock is re-checked on the newest row
+# version, so an event is never leased to two callers whose leases are both live. The pick is a
+# MATERIALIZED CTE: as a join or IN (...) the planner may rescan a LIMIT ... FOR UPDATE subquery
+# once per outer row, and each rescan, skipping rows this statement already changed, picks more.
+_CLAIM = f"""
+WITH due AS MATERIALIZED (
+    SELECT event_id FROM events
+    WHERE status IN ('received', 'queued') AND COALESCE(next_attempt_us, ts_us) <= $3
+      AND (lease_until_us IS NULL OR lease_until_us <= $3)
+    ORDER BY COALESCE(next_attempt_us, ts_us)
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE events AS e SET status = 'queued', lease_token = $1, lease_until_us = $2
+FROM due
+WHERE e.event_id = due.event_id
+RETURNING {", ".join("e." + c for c in EVENT_COLUMNS.split(", "))}, e.attempts, e.round_attempts,
+          COALESCE(e.next_attempt_us, e.ts_us)
+"""
+
+
 def _i64(value: int) -> int:
     """Clamp a bound to bigint: a bound beyond every stored value selects the same rows."""
     return _INT64_MIN if value < _INT64_MIN else _INT64_MAX if value > _INT64_MAX else value
@@ -214,7 +296,7 @@ def _has_nul(*values: str | None) -> bool:
     return any(v is not None and "\x00" in v for v in values)
 
 
-def _event(row: asyncpg.Record) -> EventRecord:
+def _event(row: asyncpg.Record | tuple[Any, ...]) -> EventRecord:
     return EventRecord(*row)
 
 
@@ -303,6 +385,13 @@ class PostgresStorage:
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._writer_tasks: list[asyncio.Task[None]] = []
         self._opened = False
+        # LISTEN/NOTIFY: one channel per schema (NOTIFY is database-wide).
+        self.channel = f"triggers_events:{schema}" if schema else "triggers_events"
+        self._listeners: list[EventsListener] = []
+        self._listen_task: asyncio.Task[None] | None = None
+        self._announce_users: set[str] = set()
+        self._announce_wake: asyncio.Event | None = None
+        self._announce_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _server_settings(self) -> dict[str, str]:
@@ -369,7 +458,11 @@ class PostgresStorage:
         self._writer_tasks = [
             asyncio.create_task(self._write_loop(), name=f"pg-writer-{i}") for i in range(self.writers)
         ]
+        self._announce_wake = asyncio.Event()
+        self._announce_task = asyncio.create_task(self._announce_loop(), name="pg-notify")
         self._opened = True
+        if self._listeners:
+            self._listen_task = asyncio.create_task(self._listen_loop(), name="pg-listen")
 
     async def close(self) -> None:
         if not self._opened:
@@ -380,6 +473,14 @@ class PostgresStorage:
                 self._queue.put_nowait(None)  # after everything already queued
         await asyncio.gather(*self._writer_tasks, return_exceptions=True)
         self._writer_tasks = []
+        for task in (self._announce_task, self._listen_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in (self._announce_task, self._listen_task) if t is not None), return_exceptions=True
+        )
+        self._announce_task = self._listen_task = None
+        await self._announce_now()  # the last group's news, before the pool goes
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -456,6 +557,7 @@ class PostgresStorage:
         for w, outcome in zip(group, outcomes, strict=True):
             if not w.future.done():
                 w.future.set_result(outcome)
+        self._announce({e.user_id for o in outcomes if o.stored for e in o.events})
 
     async def _store(self, group: list[_Write]) -> list[StoreOutcome]:
         idem = sorted(
@@ -688,8 +790,8 @@ class PostgresStorage:
     async def purge_audit(self, before_us: int) -> int:
         async with self._conn("purge failed") as conn:
             status = await conn.execute(
-                "DELETE FROM audit_logs WHERE log_id IN "
-                f"(SELECT log_id FROM audit_logs WHERE ts_us < $1 LIMIT {_PURGE_BATCH})",
+                f"WITH old AS MATERIALIZED (SELECT log_id FROM audit_logs WHERE ts_us < $1 LIMIT {_PURGE_BATCH}) "
+                "DELETE FROM audit_logs USING old WHERE audit_logs.log_id = old.log_id",
                 _i64(before_us),
             )
         return _rowcount(status)
@@ -700,14 +802,363 @@ class PostgresStorage:
         while True:
             async with self._conn("purge failed") as conn:
                 status = await conn.execute(
-                    "DELETE FROM idempotency_keys WHERE (user_id, idem_key) IN (SELECT user_id, idem_key "
-                    f"FROM idempotency_keys WHERE expires_us <= $1 LIMIT {_PURGE_BATCH})",
+                    "WITH old AS MATERIALIZED (SELECT user_id, idem_key FROM idempotency_keys "
+                    f"WHERE expires_us <= $1 LIMIT {_PURGE_BATCH}) DELETE FROM idempotency_keys k USING old "
+                    "WHERE k.user_id = old.user_id AND k.idem_key = old.idem_key",
                     _i64(now_us),
                 )
             deleted = _rowcount(status)
             total += deleted
             if deleted < _PURGE_BATCH:
                 return total
+
+    # == cross-process wake-ups: LISTEN/NOTIFY ========================================================
+    # After a group commits, the users it stored events for are announced on the channel (one
+    # NOTIFY per burst, sent in its own tiny transaction: a NOTIFY inside the insert transaction
+    # would serialise every process's commits on PostgreSQL's notify lock). Every process LISTENs
+    # on one dedicated connection and calls its listeners (idle workers, open streams). A lost
+    # notification (a crash between commit and NOTIFY, a reconnect) only delays: listeners keep a
+    # slow poll, and a reconnect calls them all once.
+    def listen_for_events(self, callback: EventsListener) -> None:
+        self._listeners.append(callback)
+        if self._opened and self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._listen_loop(), name="pg-listen")
+
+    def _announce(self, user_ids: set[str]) -> None:
+        if user_ids and self._announce_wake is not None:
+            self._announce_users |= user_ids
+            self._announce_wake.set()
+
+    async def _announce_loop(self) -> None:
+        assert self._announce_wake is not None
+        while True:
+            await self._announce_wake.wait()
+            self._announce_wake.clear()
+            await self._announce_now()
+
+    async def _announce_now(self) -> None:
+        users, self._announce_users = self._announce_users, set()
+        if not users or self._pool is None:
+            return
+        payload = orjson.dumps(sorted(users)).decode()
+        if len(payload.encode()) > _NOTIFY_MAX_BYTES:
+            payload = "*"  # too many to name: everyone looks
+        try:
+            async with self._conn("notify failed") as conn:
+                await conn.execute("SELECT pg_notify($1, $2)", self.channel, payload)
+        except StorageError as exc:
+            log.warning("notify_failed", backend="postgresql", error=str(exc))
+
+    def _dispatch(self, users: frozenset[str] | None) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(users)
+            except Exception:
+                log.exception("events_listener_failed", backend="postgresql")
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        users: frozenset[str] | None = None
+        if isinstance(payload, str) and payload != "*":
+            try:
+                users = frozenset(str(u) for u in orjson.loads(payload))
+            except (orjson.JSONDecodeError, TypeError):
+                users = None
+        self._dispatch(users)
+
+    async def _listen_loop(self) -> None:
+        """One LISTEN connection, re-opened whenever it is lost (probed every 30 s)."""
+        deaf = False  # True after a lost connection: whatever happened meanwhile went unheard
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, server_settings=self._server_settings(), timeout=10)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("listen_connect_failed", backend="postgresql", error=type(exc).__name__)
+                deaf = True
+                await asyncio.sleep(_LISTEN_RETRY)
+                continue
+            lost = asyncio.Event()
+            try:
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(self.channel, self._on_notification)
+                if deaf:
+                    self._dispatch(None)
+                deaf = True
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), _LISTEN_PROBE)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("listen_connection_lost", backend="postgresql", error=type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), timeout=2)
+            await asyncio.sleep(_LISTEN_RETRY)
+
+    # == delivery ======================================================================================
+    # See the Protocol's docstrings for the semantics (they match the SQLite backend's). Claims
+    # lock with FOR UPDATE SKIP LOCKED, so concurrent workers in any number of processes take
+    # disjoint events without waiting for each other.
+    async def claim_due_events(
+        self, lease_token: str, now_us: int, lease_until_us: int, limit: int
+    ) -> list[DeliveryClaim]:
+        if limit <= 0:
+            return []
+        async with self._conn("claim failed") as conn:
+            rows = await conn.fetch(_CLAIM, lease_token, _i64(lease_until_us), _i64(now_us), limit)
+        ordered = sorted(rows, key=lambda r: (r[-1], r[0]))
+        return [
+            DeliveryClaim(_event(r[:12]), lease_token, lease_until_us, int(r[12]), int(r[13]))
+            for r in ordered
+        ]
+
+    async def next_delivery_due(self, now_us: int) -> int | None:
+        async with self._conn("read failed") as conn:
+            due = await conn.fetchval(
+                "SELECT COALESCE(next_attempt_us, ts_us) FROM events WHERE status IN ('received', 'queued') "
+                "AND (lease_until_us IS NULL OR lease_until_us <= $1) "
+                "ORDER BY COALESCE(next_attempt_us, ts_us) LIMIT 1",
+                _i64(now_us),
+            )
+        return int(due) if due is not None else None
+
+    async def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        lease_token: str,
+        *,
+        next_attempt_us: int | None = None,
+        audit: AuditRecord | None = None,
+    ) -> bool:
+        a = attempt
+        ended_us = a.started_us + a.duration_us
+        if _has_nul(a.event_id, a.user_id):
+            return False
+        async with self._conn("record attempt failed") as conn, conn.transaction():
+            # The row lock orders this against claims, acknowledgements and other attempts.
+            row = await conn.fetchrow(
+                "SELECT status, acknowledged_us, lease_token, attempts FROM events "
+                "WHERE event_id = $1 AND user_id = $2 FOR UPDATE",
+                a.event_id,
+                a.user_id,
+            )
+            if row is None:
+                return False
+            status, acknowledged, token, attempts = row
+            await conn.execute(
+                "INSERT INTO delivery_attempts (attempt_id, event_id, user_id, started_us, duration_us, "
+                "outcome, response_status, error, response_body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                a.attempt_id,
+                a.event_id,
+                a.user_id,
+                a.started_us,
+                a.duration_us,
+                a.outcome,
+                a.response_status,
+                a.error,
+                a.response_body,
+            )
+            attempts += 1
+            await conn.execute(
+                "UPDATE events SET attempts = $1, retry_count = $2, "
+                "last_retry_us = CASE WHEN $1 > 1 THEN $3 ELSE last_retry_us END WHERE event_id = $4",
+                attempts,
+                attempts - 1,
+                a.started_us,
+                a.event_id,
+            )
+            applied = False
+            if acknowledged is None:
+                if a.outcome == AttemptOutcome.DELIVERED and status != EventStatus.DELIVERED:
+                    await conn.execute(
+                        "UPDATE events SET status = 'delivered', delivered_us = COALESCE(delivered_us, $1), "
+                        "lease_token = NULL, lease_until_us = NULL, next_attempt_us = NULL, "
+                        "round_attempts = round_attempts + 1 WHERE event_id = $2",
+                        ended_us,
+                        a.event_id,
+                    )
+                    applied = True
+                elif status == EventStatus.QUEUED and token == lease_token:
+                    if a.outcome == AttemptOutcome.RETRY:
+                        await conn.execute(
+                            "UPDATE events SET next_attempt_us = $1, lease_token = NULL, lease_until_us = NULL, "
+                            "round_attempts = round_attempts + 1 WHERE event_id = $2",
+                            _i64(next_attempt_us if next_attempt_us is not None else ended_us),
+                            a.event_id,
+                        )
+                        applied = True
+                    elif a.outcome == AttemptOutcome.FAILED:
+                        await conn.execute(
+                            "UPDATE events SET status = 'failed', next_attempt_us = NULL, lease_token = NULL, "
+                            "lease_until_us = NULL, round_attempts = round_attempts + 1 WHERE event_id = $1",
+                            a.event_id,
+                        )
+                        applied = True
+            if applied and audit is not None:
+                await self._insert_audit(conn, [audit])
+            return applied
+
+    async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
+        pairs = [(e, t) for e, t in claims if not _has_nul(e, t)]
+        if not pairs:
+            return 0
+        async with self._conn("release failed") as conn:
+            rows = await conn.fetch(
+                "UPDATE events SET lease_token = NULL, lease_until_us = NULL, next_attempt_us = $1 "
+                "FROM unnest($2::text[], $3::text[]) AS c(event_id, token) "
+                "WHERE events.event_id = c.event_id AND events.lease_token = c.token "
+                "AND events.status = 'queued' RETURNING events.user_id",
+                _i64(due_us),
+                [e for e, _ in pairs],
+                [t for _, t in pairs],
+            )
+        self._announce({r[0] for r in rows})  # due again: idle workers elsewhere look
+        return len(rows)
+
+    async def replay_events(
+        self, selector: ReplaySelector, at_us: int, limit: int, audit: Callable[[str], AuditRecord]
+    ) -> list[str]:
+        where = ["user_id = $2", "status = 'failed'"]
+        params: list[Any] = [_i64(at_us), selector.user_id]
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if selector.event_ids is not None:
+            ids = [i for i in selector.event_ids if not _has_nul(i)]
+            if not ids:
+                return []
+            where.append(f"event_id = ANY({param(ids)}::text[])")
+        if selector.event_type is not None:
+            if _has_nul(selector.event_type):
+                return []
+            where.append(f"event_type = {param(selector.event_type)}")
+        if selector.from_us is not None:
+            where.append(f"ts_us >= {param(_i64(selector.from_us))}")
+        if selector.to_us is not None:
+            where.append(f"ts_us <= {param(_i64(selector.to_us))}")
+        if _has_nul(selector.user_id) or limit <= 0:
+            return []
+        sql = (  # a MATERIALIZED pick, for the reason given at _CLAIM
+            f"WITH picked AS MATERIALIZED (SELECT event_id FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY ts_us, event_id LIMIT {param(limit)} FOR UPDATE) "
+            "UPDATE events SET status = 'queued', next_attempt_us = $1, round_attempts = 0, "
+            "lease_token = NULL, lease_until_us = NULL FROM picked "
+            "WHERE events.event_id = picked.event_id AND events.status = 'failed' "
+            "RETURNING events.event_id, events.ts_us"
+        )
+        async with self._conn("replay failed") as conn, conn.transaction():
+            rows = sorted(await conn.fetch(sql, *params), key=lambda r: (r[1], r[0]))
+            ids = [r[0] for r in rows]
+            if ids:
+                await self._insert_audit(conn, [audit(event_id) for event_id in ids])
+        if ids:
+            self._announce({selector.user_id})
+        return ids
+
+    async def list_attempts(self, user_id: str, event_id: str) -> list[DeliveryAttempt]:
+        if _has_nul(user_id, event_id):
+            return []
+        async with self._conn("read failed") as conn:
+            rows = await conn.fetch(
+                "SELECT attempt_id, event_id, user_id, started_us, duration_us, outcome, response_status, "
+                "error, response_body FROM delivery_attempts WHERE event_id = $1 AND user_id = $2 "
+                "ORDER BY started_us, attempt_id",
+                event_id,
+                user_id,
+            )
+        return [DeliveryAttempt(*r) for r in rows]
+
+    async def delivery_depths(self, user_id: str | None = None) -> DeliveryDepths:
+        async with self._conn("read failed") as conn:
+            if user_id is None:  # each count walks one small partial index
+                row = await conn.fetchrow(
+                    "SELECT (SELECT count(*) FROM events WHERE status IN ('received', 'queued')), "
+                    "(SELECT count(*) FROM events WHERE status = 'failed')"
+                )
+            elif _has_nul(user_id):
+                return DeliveryDepths(0, 0)
+            else:
+                row = await conn.fetchrow(
+                    "SELECT count(*) FILTER (WHERE status IN ('received', 'queued')), "
+                    "count(*) FILTER (WHERE status = 'failed') FROM events "
+                    "WHERE user_id = $1 AND status IN ('received', 'queued', 'failed')",
+                    user_id,
+                )
+        assert row is not None
+        return DeliveryDepths(int(row[0]), int(row[1]))
+
+    async def count_attempts(self, user_id: str, since_us: int) -> AttemptCounts:
+        if _has_nul(user_id):
+            return AttemptCounts(0, 0)
+        async with self._conn("read failed") as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE outcome = 'delivered') FROM delivery_attempts "
+                "WHERE user_id = $1 AND started_us >= $2",
+                user_id,
+                _i64(since_us),
+            )
+        assert row is not None
+        return AttemptCounts(int(row[0]), int(row[1]))
+
+    async def count_events_by_bucket(
+        self, user_id: str, since_us: int, until_us: int, bucket_us: int
+    ) -> list[int]:
+        buckets = max(0, -(-(until_us - since_us) // bucket_us))
+        counts = [0] * buckets
+        if not buckets or _has_nul(user_id):
+            return counts
+        async with self._conn("read failed") as conn:
+            rows = await conn.fetch(
+                "SELECT (ts_us - $1) / $2 AS bucket, count(*) FROM events "
+                "WHERE user_id = $3 AND ts_us >= $1 AND ts_us < $4 GROUP BY bucket",
+                _i64(since_us),
+                _i64(bucket_us),
+                user_id,
+                _i64(until_us),
+            )
+        for index, count in rows:
+            if 0 <= index < buckets:
+                counts[index] = int(count)
+        return counts
+
+    async def stream_head(self) -> int:
+        async with self._conn("read failed") as conn:
+            head = await conn.fetchval(
+                f"SELECT COALESCE(max(position), 0) FROM events WHERE position < {_SAFE_POSITION}"
+            )
+        return int(head)
+
+    async def stream_position(self, user_id: str, event_id: str) -> int | None:
+        if _has_nul(user_id, event_id):
+            return None
+        async with self._conn("read failed") as conn:
+            position = await conn.fetchval(
+                "SELECT position FROM events WHERE event_id = $1 AND user_id = $2", event_id, user_id
+            )
+        return int(position) if position is not None else None
+
+    async def events_after(
+        self, user_id: str, position: int, event_type: str | None, limit: int
+    ) -> list[StreamItem]:
+        """Only rows of transactions below the snapshot's xmin: all of those have ended, so no
+        transaction still running can commit a row below what this returns."""
+        if _has_nul(user_id, event_type):
+            return []
+        sql = (
+            f"SELECT position, {EVENT_COLUMNS} FROM events WHERE user_id = $1 AND position > $2 "
+            f"AND position < {_SAFE_POSITION}"
+        )
+        params: list[Any] = [user_id, _i64(position)]
+        if event_type is not None:
+            sql += " AND event_type = $3"
+            params.append(event_type)
+        sql += f" ORDER BY position LIMIT ${len(params) + 1}"
+        params.append(limit)
+        async with self._conn("read failed") as conn:
+            rows = await conn.fetch(sql, *params)
+        return [StreamItem(int(r[0]), _event(r[1:])) for r in rows]
 
 
 def _rowcount(status: str) -> int:
