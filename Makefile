@@ -27,5 +27,23 @@ lint: venv
 test: lint
 	$(BIN)/pytest -q
 
+# -- benchmarks (bench/, docs/benchmarks.md): loopback only, a few minutes, never part of `make test` --
+# wrk and nginx come from Debian's packages (installed here when missing), Locust and py-spy from
+# PyPI (the `bench` extra). TRIGGERS_TEST_POSTGRES_URL adds the PostgreSQL column.
+.PHONY: bench bench-tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || \
+	  { $(SUDO) apt-get install -y -q wrk nginx-light || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk nginx-light; }; }
+
+bench: bench-tools $(BIN)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

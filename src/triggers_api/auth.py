@@ -71,7 +71,7 @@ class KeyResolver:
     def __init__(self, storage: Storage, ttl: float = 1.0) -> None:
         self._storage = storage
         self._ttl = ttl
-        self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
+        self._cache: dict[str, tuple[ApiKeyRecord | None, float, Principal | None]] = {}
         self._last_used: dict[str, int] = {}
 
     async def resolve(self, api_key: str | None) -> Principal:
@@ -81,20 +81,25 @@ class KeyResolver:
         now = time.monotonic()
         hit = self._cache.get(key_hash)
         if hit is not None and hit[1] > now:
-            record = hit[0]
+            record, principal = hit[0], hit[2]
         else:
             record = await self._storage.find_key_by_hash(key_hash)
+            principal = (
+                Principal(record.key_id, record.user_id, frozenset(record.scopes), record.rate_limit)
+                if record is not None
+                else None
+            )
             if self._ttl > 0:
                 if len(self._cache) > 100_000:
                     self._cache.clear()
-                self._cache[key_hash] = (record, now + self._ttl)
-        if record is None or not record.is_active:
+                self._cache[key_hash] = (record, now + self._ttl, principal)
+        if record is None or principal is None or not record.is_active:
             raise Unauthorized("Missing or invalid API key")
         current = now_us()
         if record.expires_us is not None and record.expires_us <= current:
             raise Unauthorized("Missing or invalid API key")
         self._last_used[record.key_id] = current
-        return Principal(record.key_id, record.user_id, frozenset(record.scopes), record.rate_limit)
+        return principal
 
     def forget(self, key_hash: str | None = None) -> None:
         """Drop cached keys (one, or all): called on revoke so this process refuses at once."""
@@ -151,6 +156,8 @@ class RateLimiter:
         self._items: dict[int, Any] = {}
         self.failures = 0  # requests served without a limit because the backend failed (metrics)
         self._skip_until = 0.0
+        # Without Redis: this process's fixed windows, (key, limit) -> [window end, count].
+        self._windows: dict[tuple[str, int], list[float]] = {}
 
     def _item(self, per_minute: int) -> Any:
         item = self._items.get(per_minute)
@@ -160,6 +167,8 @@ class RateLimiter:
 
     async def hit(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """Count one request; raise 429 when over. Returns the headers to add to the response."""
+        if not self.shared:
+            return self._hit_local(principal)
         item = self._item(principal.rate_limit)
         if self._skip_until and time.monotonic() < self._skip_until:
             self.failures += 1  # still cooling down after a failure: fail open without waiting
@@ -174,9 +183,33 @@ class RateLimiter:
             return []
         self._skip_until = 0.0
         reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return self._answer(principal, allowed, stats.remaining, reset)
+
+    def _hit_local(self, principal: Principal) -> list[tuple[bytes, bytes]]:
+        """Counts like ``limits``' memory storage (a window opens at a key's first request and
+        lasts 60 s; over-limit requests still count) without its per-key asyncio lock, expiry
+        task and key formatting: one event loop runs one request at a time, so a dict will do.
+        """
+        now = time.time()
+        key = (principal.key_id, principal.rate_limit)
+        window = self._windows.get(key)
+        if window is None or window[0] <= now:
+            if len(self._windows) > 10_000:
+                self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+            window = self._windows[key] = [now + 60, 0]
+        window[1] += 1
+        count = int(window[1])
+        reset = max(0, math.ceil(window[0] - now))
+        return self._answer(
+            principal, count <= principal.rate_limit, max(0, principal.rate_limit - count), reset
+        )
+
+    def _answer(
+        self, principal: Principal, allowed: bool, remaining: int, reset: int
+    ) -> list[tuple[bytes, bytes]]:
         headers = [
             (b"ratelimit-policy", f'"{self.POLICY}";q={principal.rate_limit};w=60'.encode()),
-            (b"ratelimit", f'"{self.POLICY}";r={stats.remaining};t={reset}'.encode()),
+            (b"ratelimit", f'"{self.POLICY}";r={remaining};t={reset}'.encode()),
         ]
         if not allowed:
             raise RateLimitExceeded(

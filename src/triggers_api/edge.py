@@ -13,9 +13,9 @@ Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task or body copy per req
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -86,7 +86,7 @@ class Edge:
             return
         started = time.perf_counter()
         state = request_state(scope)
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()  # uuid4().hex costs 5x more
         state["request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         status_holder = [0]

@@ -181,14 +181,52 @@ def _audit(row: tuple[Any, ...]) -> AuditRecord:
     return AuditRecord(*row)
 
 
-class _Write:
-    __slots__ = ("error", "fn", "future", "result")
+class _Rows:
+    """Plain inserts (no idempotency check) that may share statements with the group's others."""
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+    __slots__ = ("audit", "events", "outcome")
+
+    def __init__(self, events: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], outcome: Any) -> None:
+        self.events = events
+        self.audit = audit
+        self.outcome = outcome
+
+
+class _Write:
+    __slots__ = ("error", "fn", "future", "result", "rows")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        rows: _Rows | None = None,
+    ) -> None:
         self.fn = fn
         self.future = future
+        self.rows = rows
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+#: Multi-row INSERT chunk sizes: powers of two, so a handful of cached statements cover any group.
+_CHUNKS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def _insert_many(
+    conn: sqlite3.Connection, table: str, columns: str, width: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` with few multi-row statements: each ``execute`` takes the GIL back once,
+    where ``executemany`` takes it back per row (and waits for the event loop thread each time)."""
+    start = 0
+    placeholder = "(" + ",".join("?" * width) + ")"
+    while start < len(rows):
+        size = next(c for c in _CHUNKS if c <= len(rows) - start)
+        chunk = rows[start : start + size]
+        conn.execute(
+            f"INSERT INTO {table} ({columns}) VALUES " + ",".join([placeholder] * size),
+            [value for row in chunk for value in row],
+        )
+        start += size
 
 
 def _settle(writes: list[_Write]) -> None:
@@ -309,7 +347,12 @@ class SQLiteStorage:
     def _commit_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for w in batch:
+            merged = [(w, w.rows) for w in batch if w.rows is not None]
+            if merged and self._insert_merged(conn, merged):
+                batch_rest = [w for w in batch if w.rows is None]
+            else:
+                batch_rest = batch
+            for w in batch_rest:
                 conn.execute("SAVEPOINT w")
                 try:
                     w.result = w.fn(conn)
@@ -337,11 +380,30 @@ class SQLiteStorage:
             except RuntimeError:  # loop closed: nobody is waiting any more
                 pass
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _insert_merged(self, conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]]) -> bool:
+        """The group's plain inserts as a few multi-row statements, under one savepoint.
+
+        On any error (which a UUIDv7 key makes all but impossible) the savepoint is rolled back
+        and False returned: the caller then runs every write on its own, as usual.
+        """
+        conn.execute("SAVEPOINT m")
+        try:
+            _insert_many(conn, "events", EVENT_COLUMNS, 12, [r for _, rows in merged for r in rows.events])
+            _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, [r for _, rows in merged for r in rows.audit])
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO m")
+            conn.execute("RELEASE m")
+            return False
+        conn.execute("RELEASE m")
+        for w, rows in merged:
+            w.result = rows.outcome
+        return True
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None) -> T:
         if not self._opened:
             raise StorageError("storage is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Write(fn, future))
+        self._queue.put(_Write(fn, future, rows))
         return await future
 
     # -- reads --------------------------------------------------------------------------------------
@@ -414,16 +476,13 @@ class SQLiteStorage:
                         idempotency.expires_us,
                     ),
                 )
-            if event_rows:
-                conn.executemany(
-                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", event_rows
-                )
-            if audit_rows:
-                conn.executemany(
-                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", audit_rows
-                )
+            _insert_many(conn, "events", EVENT_COLUMNS, 12, event_rows)
+            _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit_rows)
             return StoreOutcome(stored=True, events=list(events))
 
+        if idempotency is None:  # may share multi-row statements with the rest of its group
+            rows = _Rows(event_rows, audit_rows, StoreOutcome(stored=True, events=list(events)))
+            return await self._write(write, rows)
         return await self._write(write)
 
     async def get_event(self, user_id: str, event_id: str) -> EventRecord | None:

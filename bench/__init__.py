@@ -1,0 +1,1 @@
+"""Benchmarks of the Triggers API against ceilings measured in the same run (``make bench``)."""

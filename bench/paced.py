@@ -1,0 +1,222 @@
+"""An open-loop HTTP/1.1 load generator: requests leave on a fixed schedule, whatever the answers do.
+
+Why not wrk: wrk is closed-loop (a connection sends its next request when the previous answer
+arrives), so a slow server slows the load down and hides its own queueing ("coordinated
+omission"); wrk2, which fixes this, is not packaged by Debian. This is wrk2's method:
+
+- ``connections`` keep-alive connections share the target rate; connection ``c`` sends its
+  ``k``-th request at the *intended* time ``start + (k * connections + c) / rate``;
+- latency is measured from that intended time, not from when the request actually left, so a
+  stalled answer also counts against every request queued behind it;
+- only requests intended after ``warmup`` seconds are recorded.
+
+Timers have ~1 ms granularity (the event loop's), so a figure includes up to ~1 ms of timer slack.
+With ``rate == 0`` it runs closed-loop instead (as fast as answers come): the smoke test uses that
+so the harness runs with nothing outside the virtualenv.
+
+Run as ``python -m bench.paced --url ... --rate 5000 --duration 5``; prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit
+
+
+@dataclass(slots=True)
+class PacedResult:
+    requests: int  # recorded (after warmup)
+    seconds: float  # the recorded window
+    errors: int  # non-2xx answers and failed connections (recorded window)
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    offered_rate: float  # 0 for closed-loop
+    achieved_rate: float
+    cpu_seconds: float  # this generator's own CPU time (user + system)
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection that parses Content-Length framed responses."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        length = 0
+        marker = head.find(b"\r\ncontent-length:")
+        if marker >= 0:
+            stop = head.find(b"\r\n", marker + 2)
+            length = int(head[marker + 17 : stop if stop > 0 else None])
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(self.buffer[9:12])
+        del self.buffer[: end + 4 + length]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(status)
+
+    async def exchange(self, request: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+
+def build_requests(method: str, host: str, paths: Sequence[str], body: bytes, api_key: str) -> list[bytes]:
+    headers = f"Host: {host}\r\n"
+    if api_key:
+        headers += f"X-API-Key: {api_key}\r\n"
+    if body:
+        headers += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return [f"{method} {path} HTTP/1.1\r\n{headers}\r\n".encode() + body for path in paths]
+
+
+async def generate(
+    url: str,
+    *,
+    method: str = "GET",
+    paths: Sequence[str] = (),
+    body: bytes = b"",
+    api_key: str = "",
+    rate: float = 0.0,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    connections: int = 50,
+) -> PacedResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    requests = build_requests(method, f"{host}:{port}", list(paths) or [parts.path or "/"], body, api_key)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    clock = time.perf_counter  # the loop's own clock has millisecond steps under uvloop
+    start = clock() + 0.05
+    record_from = start + warmup
+    end = start + warmup + duration
+
+    async def one(index: int) -> None:
+        nonlocal errors, counter
+        conn: _Connection | None = None
+        k = 0
+        while True:
+            if rate > 0:
+                intended = start + (k * connections + index) / rate
+                k += 1
+                if intended >= end:
+                    return
+                delay = intended - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                intended = clock()
+                if intended >= end:
+                    return
+            request = requests[counter % len(requests)]
+            counter += 1
+            try:
+                if conn is None or conn.closed:
+                    _, conn = await loop.create_connection(_Connection, host, port)
+                status = await conn.exchange(request)
+                failed = not 200 <= status < 300
+            except (OSError, ConnectionError, ValueError):
+                conn, failed = None, True
+            if intended >= record_from:
+                latencies.append(clock() - intended)
+                errors += failed
+
+    await asyncio.gather(*(one(i) for i in range(connections)))
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    latencies.sort()
+    recorded = len(latencies)
+    return PacedResult(
+        requests=recorded,
+        seconds=duration,
+        errors=errors,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p95_ms=percentile(latencies, 95) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        max_ms=(latencies[-1] * 1000) if latencies else 0.0,
+        offered_rate=rate,
+        achieved_rate=recorded / duration if duration else 0.0,
+        cpu_seconds=(cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
+    )
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8001/v1/events")
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--paths-file", type=Path, help="one path per line, used in turn")
+    parser.add_argument("--body-file", type=Path)
+    parser.add_argument("--api-key", default="")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s offered; 0: closed loop")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args(argv)
+    paths = args.paths_file.read_text().split() if args.paths_file else []
+    body = args.body_file.read_bytes() if args.body_file else b""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        result = runner.run(
+            generate(
+                args.url,
+                method=args.method.upper(),
+                paths=paths,
+                body=body,
+                api_key=args.api_key,
+                rate=args.rate,
+                duration=args.duration,
+                warmup=args.warmup,
+                connections=args.connections,
+            )
+        )
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

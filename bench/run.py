@@ -1,0 +1,496 @@
+"""``make bench``: the service and its ceilings, measured in one run on this machine, as one table.
+
+Targets, each started fresh on free loopback ports and stopped before the next (so they never
+share the two cores with each other, only with the load generator):
+
+- ``ours``: ``triggers-api serve --workers N`` on a fresh SQLite file (and ``ours-pg`` on a fresh
+  PostgreSQL schema when ``TRIGGERS_TEST_POSTGRES_URL`` is set);
+- ``nginx``: a fixed answer of the same size per route: the HTTP ceiling of the box;
+- ``raw``: a bare ASGI app that validates and answers without storing (``bench/ceilings.py``);
+- ``fastapi``: the same with ordinary FastAPI routes and Pydantic models;
+- ``baseline``: the straightforward design: FastAPI + one SQLite commit per request.
+
+Rows: single-event ingest at saturation (wrk, closed loop), the same at a fixed offered rate
+(``bench.paced``, open loop, latency from the intended send time), batch ingest (100 events per
+request), inbox page reads (limit 200), acknowledgements (``DELETE /v1/events/{id}``, each id
+once), push delivery to a loopback receiver, and the service's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from bench.load import Load, LoadResult, run_paced, run_wrk, wrk_binary
+from bench.report import Cell, render_table
+from bench.servers import Server, nginx_binary, start_nginx, start_service, start_uvicorn_app, triggers_cli
+
+EVENT = {
+    "event_type": "user.created",
+    "payload": {"user_id": "usr_12345", "email": "jane@example.com", "plan": "pro", "tags": ["a", "b"]},
+}
+TARGETS = ("ours", "ours-pg", "nginx", "raw", "fastapi", "baseline")
+CEILING_FACTORIES = {
+    "raw": "bench.ceilings:raw_app",
+    "fastapi": "bench.ceilings:fastapi_app",
+    "baseline": "bench.ceilings:baseline_app",
+}
+
+
+@dataclass
+class Options:
+    duration: float = 5.0
+    warmup: float = 1.0
+    workers: int = 2
+    connections: int = 50
+    rate: float = 5000.0
+    smoke: bool = False
+    targets: tuple[str, ...] = TARGETS
+    postgres_url: str | None = None
+    json_out: Path | None = None
+    keep: bool = False
+
+
+@dataclass
+class Files:
+    event: Path
+    batch: Path
+    event_response: bytes
+    batch_response: bytes
+    inbox_page: Path
+
+
+@dataclass
+class TargetResult:
+    cells: dict[str, Cell] = field(default_factory=dict)
+    peak_rss: int = 0
+    note: str = ""
+
+
+# == inputs =========================================================================================
+def write_inputs(directory: Path) -> Files:
+    """The request bodies, and responses shaped exactly like the service's (for nginx/raw)."""
+    from triggers_api.events.service import render_event
+    from triggers_api.storage.base import EventRecord
+
+    event = orjson.dumps(EVENT)
+    batch = orjson.dumps(
+        {"events": [{**EVENT, "payload": {**EVENT["payload"], "seq": i}} for i in range(100)]}  # type: ignore[dict-item]
+    )
+    ts = time.time_ns() // 1000
+    accepted = {
+        "event_id": str(uuid.uuid4()),
+        "status": "received",
+        "timestamp": "2025-01-01T00:00:00.000000Z",
+        "message": "Event received",
+    }
+    record = EventRecord(
+        event_id=accepted["event_id"],
+        user_id="bench",
+        event_type=str(EVENT["event_type"]),
+        payload=orjson.dumps(EVENT["payload"]),
+        status="received",
+        ts_us=ts,
+        expires_at=ts // 1_000_000 + 30 * 86_400,
+        metadata=orjson.dumps(
+            {
+                "source_ip": "127.0.0.1",
+                "api_version": "v1",
+                "correlation_id": uuid.uuid4().hex,
+                "user_agent": None,
+            }
+        ),
+    )
+    page = orjson.dumps(
+        {
+            "events": [render_event(record) for _ in range(200)],
+            "pagination": {"limit": 200, "offset": "x" * 60, "has_more": True},
+        }
+    )
+    files = Files(
+        event=directory / "event.json",
+        batch=directory / "batch.json",
+        event_response=orjson.dumps(accepted),
+        batch_response=orjson.dumps({"success_count": 100, "failure_count": 0, "results": [accepted] * 100}),
+        inbox_page=directory / "inbox_page.json",
+    )
+    files.event.write_bytes(event)
+    files.batch.write_bytes(batch)
+    files.inbox_page.write_bytes(page)
+    return files
+
+
+def write_paths(path: Path, ids: list[str]) -> Path:
+    path.write_text("".join(f"/v1/events/{i}\n" for i in ids))
+    return path
+
+
+async def _preingest(base_url: str, api_key: str, body: bytes, requests: int) -> list[str]:
+    """Store events through the batch endpoint and return their ids (to acknowledge them)."""
+    ids: list[str] = []
+    headers = {"X-API-Key": api_key, "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        queue = list(range(requests))
+
+        async def worker() -> None:
+            while queue:
+                queue.pop()
+                response = await client.post("/v1/events/batch", content=body)
+                response.raise_for_status()
+                ids.extend(r["event_id"] for r in response.json()["results"] if "event_id" in r)
+
+        await asyncio.gather(*(worker() for _ in range(4)))
+    return ids
+
+
+def preingest(base_url: str, api_key: str, body: bytes, events: int) -> list[str]:
+    return asyncio.run(_preingest(base_url, api_key, body, max(1, events // 100)))
+
+
+# == measuring one target ===========================================================================
+class Runner:
+    def __init__(self, options: Options, workdir: Path, files: Files) -> None:
+        self.o = options
+        self.workdir = workdir
+        self.files = files
+        self.use_wrk = not options.smoke and wrk_binary() is not None
+
+    def saturate(self, url: str, load: Load, api_key: str) -> LoadResult:
+        if self.use_wrk:
+            return run_wrk(
+                url,
+                load,
+                api_key=api_key,
+                duration=self.o.duration,
+                warmup=self.o.warmup,
+                connections=self.o.connections,
+            )
+        return run_paced(
+            url,
+            load,
+            api_key=api_key,
+            rate=0,
+            duration=self.o.duration,
+            warmup=self.o.warmup,
+            connections=self.o.connections,
+        )
+
+    def paced(self, url: str, load: Load, api_key: str) -> LoadResult:
+        return run_paced(
+            url,
+            load,
+            api_key=api_key,
+            rate=self.o.rate,
+            duration=self.o.duration,
+            warmup=self.o.warmup,
+            connections=self.o.connections,
+        )
+
+    def ack_ids_needed(self, previous: LoadResult | None) -> int:
+        """Enough distinct ids for the ack run at the rate the target showed, with room to spare."""
+        if self.o.smoke:
+            return 5_000
+        rate = previous.rate if previous else 10_000
+        return int(min(300_000, max(10_000, rate * (self.o.duration + self.o.warmup + 2) * 2)))
+
+    def measure(self, server: Server, api_key: str, *, stores: bool) -> TargetResult:
+        """Every HTTP row against one running target."""
+        result = TargetResult()
+        url, f = server.url, self.files
+        single = Load("POST", "/v1/events", body_file=f.event)
+        cells = result.cells
+        cells["ingest"] = self.saturate(url, single, api_key)
+        cells["paced"] = self.paced(url, single, api_key)
+        cells["batch"] = self.saturate(url, Load("POST", "/v1/events/batch", body_file=f.batch), api_key)
+        cells["inbox"] = self.saturate(url, Load("GET", "/v1/inbox?limit=200"), api_key)
+        previous = cells["ingest"] if isinstance(cells["ingest"], LoadResult) else None
+        needed = self.ack_ids_needed(previous)
+        if stores:
+            ids = preingest(url, api_key, f.batch.read_bytes(), needed)
+        else:
+            ids = [str(uuid.uuid4()) for _ in range(min(needed, 20_000))]
+        tag = uuid.uuid4().hex[:8]
+        split = len(ids) // 4  # the warm-up acknowledges other events than the measured run
+        ack = Load(
+            "DELETE",
+            "/v1/events/{id}",
+            paths_file=write_paths(self.workdir / f"ack-{tag}.txt", ids[split:]),
+            warmup_paths_file=write_paths(self.workdir / f"ack-warmup-{tag}.txt", ids[:split]),
+        )
+        cells["ack"] = self.saturate(url, ack, api_key)
+        return result
+
+
+# == the targets ====================================================================================
+def _create_key(env: dict[str, str], workdir: Path) -> str:
+    command = [
+        *triggers_cli(),
+        "keys",
+        "create",
+        "--user-id",
+        "bench",
+        "--name",
+        "bench",
+        "--rate-limit",
+        "1000000000",
+        "--json",
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, cwd=workdir, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"could not create the bench key: {done.stderr}")
+    return str(orjson.loads(done.stdout)["api_key"])
+
+
+def service_env(workdir: Path, database_url: str, schema: str | None = None) -> dict[str, str]:
+    env = {
+        "TRIGGERS_DATABASE_URL": database_url,
+        "TRIGGERS_ARCHIVE_DIR": str(workdir / "archive"),
+        "TRIGGERS_BOOTSTRAP_KEY": "false",
+        "TRIGGERS_LOG_LEVEL": "INFO",  # the access log stays on: it is part of the cost
+    }
+    if schema:
+        env["TRIGGERS_DATABASE_SCHEMA"] = schema
+    return env
+
+
+def run_service(runner: Runner, name: str, env: dict[str, str], workdir: Path) -> TargetResult:
+    workdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*triggers_cli(), "migrate"], env={**os.environ, **env}, cwd=workdir, check=True)
+    api_key = _create_key(env, workdir)
+    server = start_service(name, workers=runner.o.workers, workdir=workdir, env=env)
+    server.watch()
+    try:
+        result = runner.measure(server, api_key, stores=True)
+    finally:
+        server.stop()
+    result.peak_rss = server.peak_rss
+    result.cells["delivery"] = measure_delivery(runner, env, workdir)
+    return result
+
+
+def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
+    """Events/s the push worker delivers to a loopback receiver that answers 200."""
+    if importlib.util.find_spec("triggers_api.delivery.worker") is None:
+        return "not available: no delivery worker (triggers_api/delivery/) in this build"
+    return "not available: delivery measurement not wired yet"
+
+
+def run_ceiling(runner: Runner, name: str, workdir: Path) -> TargetResult:
+    env = {"BENCH_INBOX_PAGE": str(runner.files.inbox_page)}
+    if name == "baseline":
+        db = workdir / "baseline" / "baseline.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        setup = {"TRIGGERS_DATABASE_URL": f"sqlite:///{db}", "TRIGGERS_ARCHIVE_DIR": str(db.parent / "a")}
+        subprocess.run(
+            [*triggers_cli(), "migrate"], env={**os.environ, **setup}, check=True, capture_output=True
+        )
+        env["BENCH_BASELINE_DB"] = str(db)
+    server = start_uvicorn_app(
+        name, CEILING_FACTORIES[name], workers=runner.o.workers, workdir=workdir, env=env
+    )
+    try:
+        return runner.measure(server, "", stores=name == "baseline")
+    finally:
+        server.stop()
+
+
+def run_nginx(runner: Runner, workdir: Path) -> TargetResult:
+    f = runner.files
+    responses = {
+        "event.json": f.event_response,
+        "batch.json": f.batch_response,
+        "inbox.json": f.inbox_page.read_bytes(),
+    }
+    server = start_nginx(workers=runner.o.workers, workdir=workdir, responses=responses)
+    try:
+        return runner.measure(server, "", stores=False)
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A private schema for one run, dropped afterwards."""
+    import asyncpg
+
+    schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield schema
+    finally:
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run(drop())
+
+
+def skipped(reason: str) -> TargetResult:
+    return TargetResult(note=reason)
+
+
+def run_all(options: Options) -> dict[str, TargetResult]:
+    workdir = Path(tempfile.mkdtemp(prefix="triggers-bench-"))
+    results: dict[str, TargetResult] = {}
+    try:
+        files = write_inputs(workdir)
+        runner = Runner(options, workdir, files)
+        steps: dict[str, Callable[[], TargetResult]] = {
+            "ours": lambda: run_service(
+                runner,
+                "ours",
+                service_env(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'bench.db'}"),
+                workdir / "ours",
+            ),
+            "ours-pg": lambda: _run_postgres(runner, workdir / "ours-pg"),
+            "nginx": lambda: _run_nginx_if_present(runner, workdir),
+            "raw": lambda: run_ceiling(runner, "raw", workdir),
+            "fastapi": lambda: run_ceiling(runner, "fastapi", workdir),
+            "baseline": lambda: run_ceiling(runner, "baseline", workdir),
+        }
+        for name in TARGETS:
+            if name not in options.targets:
+                continue
+            progress(f"measuring {name} ...")
+            started = time.monotonic()
+            try:
+                results[name] = steps[name]()
+            except Exception as exc:  # one broken target must not hide the others' figures
+                results[name] = skipped(f"failed: {type(exc).__name__}: {str(exc)[:300]}")
+            progress(f"  {name}: {time.monotonic() - started:.0f} s {results[name].note}")
+        return results
+    finally:
+        if options.keep:
+            progress(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_nginx_if_present(runner: Runner, workdir: Path) -> TargetResult:
+    if runner.o.smoke:
+        return skipped("not in the smoke run")
+    if nginx_binary() is None or not runner.use_wrk:
+        return skipped("nginx or wrk not installed (make bench installs them)")
+    return run_nginx(runner, workdir)
+
+
+def _run_postgres(runner: Runner, workdir: Path) -> TargetResult:
+    url = runner.o.postgres_url
+    if not url:
+        return skipped("TRIGGERS_TEST_POSTGRES_URL is not set")
+    if importlib.util.find_spec("triggers_api.storage.postgres") is None:
+        return skipped("no PostgreSQL backend (triggers_api/storage/postgres.py) in this build")
+    with postgres_schema(url) as schema:
+        return run_service(runner, "ours-pg", service_env(workdir, url, schema), workdir)
+
+
+def progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()
+    return (
+        f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, Python {platform.python_version()}; "
+        f"load average before the run {load[0]:.2f}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks against ceilings.")
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 5)))
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=5000.0, help="offered rate of the paced row")
+    parser.add_argument("--smoke", action="store_true", help="a second of load, venv-only tools")
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"subset of {','.join(TARGETS)}")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    args = parser.parse_args(argv)
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    options = Options(
+        duration=args.duration,
+        warmup=args.warmup,
+        workers=args.workers,
+        connections=args.connections,
+        rate=args.rate,
+        smoke=args.smoke,
+        targets=targets,
+        postgres_url=os.environ.get("TRIGGERS_TEST_POSTGRES_URL") or None,
+        json_out=args.json,
+        keep=args.keep,
+    )
+    if options.smoke:
+        options.duration = min(options.duration, 1.0)
+        options.warmup = min(options.warmup, 0.2)
+        options.rate = min(options.rate, 200.0)
+        options.connections = min(options.connections, 4)
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    header = machine()
+    started = time.monotonic()
+    results = run_all(options)
+    table = render_table(results, options, header, time.monotonic() - started)
+    sys.stdout.write(table + "\n")
+    if options.json_out is not None:
+        options.json_out.write_text(table_json(results))
+    return 0
+
+
+def table_json(results: dict[str, TargetResult]) -> str:
+    def cell(value: Cell) -> object:
+        if isinstance(value, LoadResult):
+            return {
+                "rate": value.rate,
+                "requests": value.requests,
+                "errors": value.errors,
+                "p50_ms": value.p50_ms,
+                "p95_ms": value.p95_ms,
+                "p99_ms": value.p99_ms,
+                "generator": value.generator,
+            }
+        return value
+
+    return orjson.dumps(
+        {
+            name: {"cells": {k: cell(v) for k, v in r.cells.items()}, "peak_rss": r.peak_rss, "note": r.note}
+            for name, r in results.items()
+        },
+        option=orjson.OPT_INDENT_2,
+    ).decode()
