@@ -170,7 +170,9 @@ async def test_limit_exceeded_is_429_with_retry_after_and_other_keys_unaffected(
     assert len((await client.get("/v1/inbox", headers=other)).json()["events"]) == 3
 
 
-async def test_last_used_at_is_kept_without_a_write_per_request(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_last_used_at_is_kept_without_a_write_per_request(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     key = {"X-API-Key": await new_key(app)}
     before = (await client.get("/v1/keys", headers=key)).json()["keys"][0]
     for _ in range(5):
