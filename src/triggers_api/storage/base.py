@@ -349,3 +349,13 @@ class Storage(Protocol):
         reader that keeps the last position it saw never skips an event (no gaps) and never sees
         one twice. A position never changes while its event exists.
         """
+
+    # == cross-process wake-ups ======================================================================
+    def listen_for_events(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Have ``callback(user_ids)`` called on the event loop, soon after *any* process commits
+        new events of those users or makes some of their events due again (replay, release);
+        ``None`` means "possibly anyone's" (e.g. after the backend lost its connection). May be
+        called before or after :meth:`open`. Idle workers and open streams use it to wake at once
+        for work stored elsewhere. A backend that cannot hear other processes (SQLite) keeps the
+        callback and never calls it: callers keep their slow poll as the safety net either way.
+        """

@@ -406,6 +406,11 @@ class PostgresStorage:
 
     async def _migrate_on(self, conn: Conn) -> None:
         with _translated("migration failed"):
+            # Up to date (the usual start): read only, so a runtime role needs no DDL rights.
+            if await conn.fetchval("SELECT to_regclass('schema_migrations')") is not None:
+                done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                if done >= set(range(1, len(MIGRATIONS) + 1)):
+                    return
             async with conn.transaction():
                 # Concurrent starters queue here; the first applies, the others find it done.
                 await conn.execute(

@@ -948,6 +948,10 @@ class SQLiteStorage:
 
         return await self._read(read)
 
+    # == cross-process wake-ups ======================================================================
+    def listen_for_events(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Nothing to hear: other processes on this file are noticed by the callers' slow poll."""
+
 
 def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
     return (a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id)
