@@ -24,6 +24,7 @@ from triggers_api.audit.router import router as audit_router
 from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
 from triggers_api.dashboard import install as install_dashboard
+from triggers_api.delivery import install as install_delivery
 from triggers_api.edge import Edge, request_id_of
 from triggers_api.errors import (
     ApiError,
@@ -41,8 +42,10 @@ from triggers_api.events.schemas import BatchInput, EventInput
 from triggers_api.events.service import Ingestor
 from triggers_api.health import router as health_router
 from triggers_api.inbox.router import router as inbox_router
+from triggers_api.inbox.stream import install as install_stream
 from triggers_api.keys.router import router as keys_router
 from triggers_api.keys.service import create_key
+from triggers_api.metrics import install as install_metrics
 from triggers_api.openapi import ErrorResponse, install_openapi
 from triggers_api.retention import sweep
 from triggers_api.runtime import Services
@@ -202,6 +205,9 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     _install_error_handlers(app)
 
     install_dashboard(app, services)  # /v1/auth/* + /dashboard, session cookies (dashboard/)
+    install_metrics(app, services)  # /metrics, /v1/metrics/summary, HTTP latency (metrics.py)
+    install_stream(app, services)  # /v1/inbox/stream and the inbox long poll (inbox/stream.py)
+    install_delivery(app, services)  # push worker, replay, attempt history (delivery/)
     for extend in extensions or []:
         extend(app, services)
 
@@ -215,6 +221,9 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
     )
+    # Middleware that must see every request, the edge's fast routes included (HTTP metrics).
+    for middleware, options in services.extras.get("outer_middleware", []):
+        app.add_middleware(middleware, **options)
     fast_edge = Edge(
         functools.partial(FastAPI.__call__, app),
         max_body_bytes=settings.max_body_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -42,10 +43,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
     workers: Annotated[int, typer.Option(help="API processes")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not push events here (run `triggers-api worker`)")
+    ] = False,
 ) -> None:
-    """Run the HTTP API."""
+    """Run the HTTP API (and the push worker, when TRIGGERS_WORKFLOW_URL is set)."""
     import uvicorn
 
+    if no_worker:  # read by every API process's Settings (uvicorn may start several)
+        os.environ["TRIGGERS_DELIVERY_IN_PROCESS"] = "false"
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
@@ -60,6 +66,28 @@ def serve(
         http="auto",
         timeout_graceful_shutdown=10,
     )
+
+
+@cli.command()
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics on this port")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
+) -> None:
+    """Run the push worker alone (stops on SIGTERM: in-flight pushes finish, the rest is released)."""
+    from triggers_api.delivery.runner import run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.workflow_url:
+        typer.echo("error: TRIGGERS_WORKFLOW_URL is not set: there is nowhere to push to", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(run_worker(settings, metrics_port, metrics_host))
+    except StorageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _with_storage(job: Callable[[Storage], Awaitable[T]]) -> T:

@@ -5,9 +5,11 @@ Every default lives here and only here; README's configuration table mirrors thi
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +52,31 @@ class Settings(BaseSettings):
     database_pool_max: int = Field(10, ge=1, le=1000, description="PostgreSQL connections at most")
     commit_writers: int = Field(2, ge=1, le=64, description="PostgreSQL group commits in flight")
 
+    # Delivery (src/triggers_api/delivery/): push to the workflow engine; no URL, no push.
+    workflow_url: str | None = Field(None, description="Where events are POSTed; unset: delivery is off")
+    workflow_token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer ...' when set")
+    signing_secret: SecretStr | None = Field(
+        None, description="whsec_<base64>: sign every push per Standard Webhooks when set"
+    )
+    retry_schedule: str = Field(
+        "300,1800,7200", description="Seconds before each retry, comma-separated, fractions allowed"
+    )
+    retry_jitter: float = Field(0.1, ge=0, le=0.5, description="Each retry delay is scaled by 1 +/- this")
+    delivery_timeout: float = Field(10.0, gt=0, le=300, description="Seconds one push may take, all told")
+    delivery_concurrency: int = Field(8, ge=1, le=1000, description="Pushes in flight per worker")
+    lease_seconds: float = Field(60.0, gt=0, description="Visibility timeout of a claimed event")
+    circuit_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open the circuit")
+    circuit_cooldown: float = Field(30.0, gt=0, description="Seconds the open circuit waits before a probe")
+    delivery_in_process: bool = Field(True, description="serve runs the worker when workflow_url is set")
+    delivery_poll_interval: float = Field(1.0, gt=0, le=60, description="Longest idle wait between checks")
+    delivery_grace: float = Field(10.0, ge=0, description="Seconds in-flight pushes may finish on shutdown")
+    metrics_token: SecretStr | None = Field(None, description="When set, GET /metrics requires this bearer")
+    stream_heartbeat: float = Field(15.0, gt=0, description="Seconds between SSE heartbeat comments")
+    stream_poll_interval: float = Field(
+        0.25, gt=0, le=5, description="How often streams look for events stored by other processes"
+    )
+    inbox_max_wait: float = Field(30.0, ge=0, le=30, description="Longest GET /v1/inbox?wait=N hold")
+
     # Dashboard (src/triggers_api/dashboard/): browser sessions and the served single-page app.
     dashboard_enabled: bool = Field(True, description="Serve /dashboard and accept session cookies")
     dashboard_dir: Path | None = Field(
@@ -72,6 +99,44 @@ class Settings(BaseSettings):
     def _upper(cls, value: str) -> str:
         return value.upper()
 
+    # -- delivery ------------------------------------------------------------------------------------
+    @field_validator("workflow_url", mode="before")
+    @classmethod
+    def _blank_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("workflow_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_delays(value)
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value.get_secret_value())
+        return value
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_outlives_a_push(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("delivery_timeout")
+        if timeout is not None and value <= timeout:
+            raise ValueError("must exceed delivery_timeout, or a slow push would lose its lease")
+        return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return parse_delays(self.retry_schedule)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
@@ -92,3 +157,31 @@ class Settings(BaseSettings):
         elif rest.startswith("//"):
             rest = rest[2:]
         return Path(rest)
+
+
+def parse_delays(text: str) -> tuple[float, ...]:
+    """``"300,1800,7200"`` -> (300.0, 1800.0, 7200.0); empty means no retries."""
+    delays: list[float] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            delay = float(part)
+        except ValueError:
+            raise ValueError(f"not a number of seconds: {part.strip()!r}") from None
+        if not 0 <= delay <= 30 * 86_400:
+            raise ValueError(f"delays must be 0 to 30 days, got {part.strip()}")
+        delays.append(delay)
+    return tuple(delays)
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64; the prefix is optional)."""
+    raw = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by base64") from None
+    if len(key) < 16:
+        raise ValueError("must hold at least 16 bytes of key material")
+    return key

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -166,6 +167,9 @@ class Ingestor:
         self.idempotency_ttl_us = idempotency_ttl_us
         self.max_batch = max_batch
         self.ingested = 0  # counter for metrics
+        # Called with the stored records right after each commit (wakes the push worker and live
+        # streams, feeds metrics). Hot path: callbacks must be quick and must not raise.
+        self.on_stored: list[Callable[[list[EventRecord]], None]] = []
 
     def _metadata(self, ctx: IngestContext) -> bytes:
         return orjson.dumps(
@@ -247,6 +251,8 @@ class Ingestor:
                 outcome.existing.response_status, outcome.existing.response_body, replayed=True
             )
         self.ingested += len(records)
+        for callback in self.on_stored:
+            callback(records)
         return IngestResult(201, response)
 
     def _batch(
@@ -330,7 +336,7 @@ def render_event(record: EventRecord, *, with_ack: bool = False) -> dict[str, An
 
 def parse_event_id(raw: str) -> str:
     """Canonical lower-case UUID text, or a 400 naming the field."""
-    if raw == "batch":  # ``/v1/events/batch`` is a POST-only resource, not an event id
+    if raw in ("batch", "replay"):  # ``/v1/events/batch`` and ``/replay`` are POST-only resources
         raise MethodNotAllowed(details={"allowed": ["POST"]}, headers={"Allow": "POST"})
     return parse_uuid(raw)
 

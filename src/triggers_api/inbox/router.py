@@ -13,6 +13,7 @@ from triggers_api.errors import EventGone, NotFound
 from triggers_api.events.schemas import EVENT_TYPE_PATTERN, Event, EventList
 from triggers_api.events.service import parse_event_id, render_event
 from triggers_api.inbox import service
+from triggers_api.inbox.stream import page_or_wait
 from triggers_api.openapi import AUTHED, EventIdPath, errors
 from triggers_api.runtime import EventsReader, ServicesDep, client_ip
 from triggers_api.storage.base import INBOX_STATUSES, AckResult, EventQuery
@@ -72,6 +73,10 @@ async def list_inbox(
     offset: Cursor = None,
     from_timestamp: FromTs = None,
     to_timestamp: ToTs = None,
+    wait: Annotated[
+        int,
+        Query(ge=0, le=30, description="Long poll: hold up to N seconds until matching events exist"),
+    ] = 0,
 ) -> Response:
     query = EventQuery(
         user_id=principal.user_id,
@@ -82,7 +87,7 @@ async def list_inbox(
         after=service.decode_cursor("i", offset),
         limit=limit,
     )
-    rows, cursor = await service.page(services.storage, query, "i")
+    rows, cursor = await page_or_wait(services, query, "i", wait)
     return Response(_page_body([render_event(r) for r in rows], limit, cursor), media_type="application/json")
 
 

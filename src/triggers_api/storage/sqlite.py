@@ -670,7 +670,9 @@ class SQLiteStorage:
 
         def write(conn: sqlite3.Connection) -> int:
             # rowcount, not total_changes: the trigger deleting delivery attempts must not count
-            return conn.executemany("DELETE FROM events WHERE event_id = ? AND expires_at <= ?", rows).rowcount
+            return conn.executemany(
+                "DELETE FROM events WHERE event_id = ? AND expires_at <= ?", rows
+            ).rowcount
 
         return await self._write(write)
 

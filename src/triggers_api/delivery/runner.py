@@ -1,0 +1,38 @@
+"""``triggers-api worker``: the push worker alone, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from prometheus_client import start_http_server
+
+from triggers_api.config import Settings
+from triggers_api.delivery.worker import DeliveryWorker
+from triggers_api.metrics import Metrics
+from triggers_api.storage import build_storage
+
+log = structlog.get_logger(__name__)
+
+
+async def run_worker(
+    settings: Settings, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> None:
+    storage = build_storage(settings)
+    await storage.open()
+    try:
+        metrics = Metrics()
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+        worker = DeliveryWorker(storage, settings, metrics=metrics)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.start()
+        await stop.wait()
+        log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
+        await worker.stop()
+    finally:
+        await storage.close()

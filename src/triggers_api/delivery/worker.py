@@ -1,0 +1,357 @@
+"""The push worker: claim due events with a lease, push them, record what happened.
+
+At-least-once, nothing lost, nothing stuck:
+
+- **Claiming** takes only as many events as there are free slots (``delivery_concurrency``), each
+  under a lease (``lease_seconds``, the visibility timeout). A worker that dies mid-push simply
+  stops renewing nothing: its leases expire and any worker claims those events again.
+- **Waking**: the ingestion hook and replays wake the worker at once; otherwise it sleeps until
+  the next due retry, at most ``delivery_poll_interval`` (events stored by another process).
+- **Outcomes** are recorded in one storage transaction per attempt (history row, counters, new
+  status, audit record). A success applies whatever the lease; a retry or a dead letter only
+  while this worker still holds the lease; nothing applies to an acknowledged event, so an
+  acknowledgement cancels pending retries and a push finishing after it resurrects nothing.
+- **Circuit breaker**: while open, nothing is claimed, so waiting events spend no retries.
+- **Shutdown** (``stop``): stop claiming, let in-flight pushes finish within ``delivery_grace``,
+  cancel the rest and release their leases so another worker takes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+
+import httpx
+import orjson
+import structlog
+
+from triggers_api.config import Settings
+from triggers_api.delivery.breaker import STATE_CODES, CircuitBreaker, CircuitState
+from triggers_api.delivery.push import Pusher, PushResult, Verdict
+from triggers_api.delivery.schedule import RetrySchedule
+from triggers_api.delivery.signing import Signer
+from triggers_api.events.service import new_log_id
+from triggers_api.metrics import Metrics
+from triggers_api.storage.base import (
+    AttemptOutcome,
+    AuditRecord,
+    DeliveryAttempt,
+    DeliveryClaim,
+    EventRecord,
+    Storage,
+    now_us,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def build_client(settings: Settings) -> httpx.AsyncClient:
+    """One pooled client per worker; redirects are not followed (a 3xx is retried as a failure)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.delivery_timeout),
+        follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=settings.delivery_concurrency,
+            max_keepalive_connections=settings.delivery_concurrency,
+        ),
+    )
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        client: httpx.AsyncClient | None = None,
+        worker_id: str | None = None,
+        on_dead_letter: Callable[[str], None] | None = None,
+    ) -> None:
+        if not settings.workflow_url:
+            raise ValueError("the delivery worker needs TRIGGERS_WORKFLOW_URL")
+        self.storage = storage
+        self.settings = settings
+        self.metrics = metrics
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.schedule = RetrySchedule(settings.retry_delays, settings.retry_jitter)
+        self.breaker = CircuitBreaker(
+            settings.circuit_failure_threshold, settings.circuit_cooldown, on_change=self._circuit_changed
+        )
+        self.concurrency = settings.delivery_concurrency
+        self.lease_us = int(settings.lease_seconds * 1_000_000)
+        self._client = client
+        self._own_client = client is None
+        self._pusher: Pusher | None = None
+        self._on_dead_letter = on_dead_letter
+        self._inflight: dict[asyncio.Task[None], DeliveryClaim] = {}
+        self._wake = asyncio.Event()
+        self._claiming = False
+        self._task: asyncio.Task[None] | None = None
+        self._tokens = itertools.count(1)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        settings = self.settings
+        assert settings.workflow_url is not None
+        if self._client is None:
+            self._client = build_client(settings)
+        token = settings.workflow_token.get_secret_value() if settings.workflow_token else None
+        signer = Signer(settings.signing_secret.get_secret_value()) if settings.signing_secret else None
+        self._pusher = Pusher(
+            self._client, settings.workflow_url, timeout=settings.delivery_timeout, token=token, signer=signer
+        )
+        self._claiming = True
+        self._task = asyncio.create_task(self._run(), name=f"delivery-worker-{self.worker_id}")
+        if self.metrics is not None:
+            self.metrics.circuit_state.set(STATE_CODES[self.breaker.state])
+        log.info("delivery_worker_started", worker_id=self.worker_id, url=settings.workflow_url)
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more (SIGTERM's first effect); in-flight pushes go on."""
+        self._claiming = False
+        self._wake.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.delivery_grace if grace is None else grace
+        self.stop_claiming()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        unfinished: list[DeliveryClaim] = []
+        if self._inflight:
+            tasks = dict(self._inflight)
+            _, pending = await asyncio.wait(tasks, timeout=grace) if grace > 0 else (set(), set(tasks))
+            unfinished = [tasks[t] for t in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if unfinished:
+            await self._release(unfinished, now_us())
+        if self._client is not None and self._own_client:
+            await self._client.aclose()
+            self._client = None
+        log.info("delivery_worker_stopped", worker_id=self.worker_id, released=len(unfinished))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_stored(self, records: Sequence[EventRecord]) -> None:
+        """The ingestion hook: new events are due at once."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "worker": "running" if self._claiming else "stopping",
+            "worker_id": self.worker_id,
+            "in_flight": len(self._inflight),
+            "circuit": self.breaker.snapshot(),
+        }
+
+    def refresh_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.circuit_state.set(STATE_CODES[self.breaker.state])
+
+    # -- the loop -----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while self._claiming:
+            self._wake.clear()
+            try:
+                claimed, asked = await self._claim()
+            except Exception as exc:  # the database may be away for a moment: wait, then go on
+                log.warning("delivery_claim_failed", worker_id=self.worker_id, error=repr(exc))
+                await self._sleep(self.settings.delivery_poll_interval)
+                continue
+            if claimed and claimed == asked:
+                continue  # maybe more is due: claim again while slots are free
+            await self._idle()
+
+    async def _claim(self) -> tuple[int, int]:
+        slots = self.concurrency - len(self._inflight)
+        allowance = self.breaker.allowance()
+        wanted = slots if allowance is None else min(slots, allowance)
+        if wanted <= 0:
+            return 0, 0
+        now = now_us()
+        token = f"{self.worker_id}/{next(self._tokens)}"
+        claims = await self.storage.claim_due_events(token, now, now + self.lease_us, wanted)
+        for claim in claims:
+            task = asyncio.create_task(self._deliver(claim))
+            self._inflight[task] = claim
+            task.add_done_callback(self._finished)
+        return len(claims), wanted
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery_task_crashed", worker_id=self.worker_id, error=repr(task.exception()))
+        self._wake.set()  # a slot is free
+
+    async def _idle(self) -> None:
+        timeout = self.settings.delivery_poll_interval
+        if len(self._inflight) >= self.concurrency:
+            pass  # the next finished push wakes us
+        elif self.breaker.allowance() == 0:
+            reopens = self.breaker.reopens_in()
+            if reopens > 0:  # otherwise a probe is in flight, and its end wakes us
+                timeout = min(timeout, reopens)
+        else:
+            try:
+                due = await self.storage.next_delivery_due(now_us())
+            except Exception as exc:
+                log.warning("delivery_due_check_failed", worker_id=self.worker_id, error=repr(exc))
+                due = None
+            if due is not None:
+                timeout = min(timeout, max(0.001, (due - now_us()) / 1_000_000))
+        await self._sleep(timeout)
+
+    async def _sleep(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- one push -----------------------------------------------------------------------------------
+    async def _deliver(self, claim: DeliveryClaim) -> None:
+        event = claim.event
+        if not self.breaker.before_request():
+            # the circuit opened after this event was claimed: hand it back, no retry spent
+            await self._release([claim], now_us() + int(self.breaker.reopens_in() * 1_000_000))
+            return
+        assert self._pusher is not None
+        started = now_us()
+        try:
+            result = await self._pusher.push(event)
+        except asyncio.CancelledError:
+            self.breaker.release_probe()
+            raise
+        if result.engine_failure:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        await self._record(claim, result, started)
+
+    async def _record(self, claim: DeliveryClaim, result: PushResult, started: int) -> None:
+        event = claim.event
+        attempt_no = claim.attempts + 1
+        next_at: int | None = None
+        reason: str | None = None
+        if result.verdict is Verdict.DELIVERED:
+            outcome = AttemptOutcome.DELIVERED
+        elif result.verdict is Verdict.REFUSED:
+            outcome, reason = AttemptOutcome.FAILED, "refused"
+        else:
+            delay = self.schedule.next_delay(claim.round_attempts + 1, result.retry_after)
+            if delay is None:
+                outcome, reason = AttemptOutcome.FAILED, "retries_exhausted"
+            else:
+                outcome = AttemptOutcome.RETRY
+                next_at = now_us() + int(delay * 1_000_000)
+        duration_us = int(result.duration_s * 1_000_000)
+        attempt = DeliveryAttempt(
+            attempt_id=new_log_id(),
+            event_id=event.event_id,
+            user_id=event.user_id,
+            started_us=started,
+            duration_us=duration_us,
+            outcome=outcome.value,
+            response_status=result.status,
+            error=result.error,
+            response_body=result.body,
+        )
+        audit = self._audit(event, outcome, attempt_no, result, reason)
+        try:
+            # shielded: once the outcome is decided, a shutdown must not lose its record
+            applied = await asyncio.shield(
+                self.storage.record_attempt(attempt, claim.lease_token, next_attempt_us=next_at, audit=audit)
+            )
+        except Exception as exc:  # the lease will expire and the event be pushed again
+            log.error("delivery_record_failed", event_id=event.event_id, error=repr(exc))
+            return
+        self._observe(event, outcome, result, applied)
+        fields = {
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "attempt": attempt_no,
+            "status": result.status,
+            "error": result.error,
+            "duration_ms": round(result.duration_s * 1000, 3),
+            "applied": applied,
+        }
+        if outcome is AttemptOutcome.DELIVERED:
+            log.debug("event_delivered", **fields)
+        elif outcome is AttemptOutcome.RETRY:
+            log.info(
+                "delivery_retry_scheduled",
+                retry_in_s=round((next_at or 0) / 1e6 - started / 1e6, 3),
+                **fields,
+            )
+        else:
+            log.warning("event_dead_lettered", reason=reason, **fields)
+            if applied and self._on_dead_letter is not None:
+                self._on_dead_letter(event.user_id)
+
+    def _audit(
+        self,
+        event: EventRecord,
+        outcome: AttemptOutcome,
+        attempt_no: int,
+        result: PushResult,
+        reason: str | None,
+    ) -> AuditRecord | None:
+        if outcome is AttemptOutcome.RETRY:
+            return None  # each attempt is in the history; the audit log keeps the decisions
+        details: dict[str, object] = {"attempt": attempt_no, "status": result.status}
+        if outcome is AttemptOutcome.DELIVERED:
+            action = "event.delivered"
+            details["duration_ms"] = round(result.duration_s * 1000, 3)
+        else:
+            action = "event.delivery_failed"
+            details["reason"] = reason
+            details["error"] = result.error
+        return AuditRecord(
+            log_id=new_log_id(),
+            user_id=event.user_id,
+            action=action,
+            ts_us=now_us(),
+            event_id=event.event_id,
+            details=orjson.dumps(details),
+            ip_address="",
+            request_id=f"worker:{self.worker_id}",
+        )
+
+    def _observe(
+        self, event: EventRecord, outcome: AttemptOutcome, result: PushResult, applied: bool
+    ) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.deliveries.labels(outcome.value).inc()
+        self.metrics.attempt_duration.observe(result.duration_s)
+        if outcome is AttemptOutcome.DELIVERED and applied:
+            self.metrics.delivery_latency.observe(max(0, now_us() - event.ts_us) / 1_000_000)
+
+    async def _release(self, claims: Sequence[DeliveryClaim], due_us: int) -> None:
+        try:
+            await self.storage.release_claims([(c.event.event_id, c.lease_token) for c in claims], due_us)
+        except Exception as exc:  # the leases will expire instead
+            log.warning("delivery_release_failed", worker_id=self.worker_id, error=repr(exc))
+
+    def _circuit_changed(self, state: CircuitState) -> None:
+        if self.metrics is not None:
+            self.metrics.circuit_state.set(STATE_CODES[state])
+            if state is CircuitState.OPEN:
+                self.metrics.circuit_opened.inc()
+        level = log.warning if state is CircuitState.OPEN else log.info
+        level(
+            "circuit_" + state.value,
+            worker_id=self.worker_id,
+            consecutive_failures=self.breaker.consecutive_failures,
+            cooldown_s=self.breaker.cooldown,
+        )
