@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -16,6 +16,8 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 run: venv
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory dashboard; \
+	else echo "npm not found: serving the API without the dashboard (Node.js 20+ builds it)"; fi
 	mkdir -p data
 	$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
 
@@ -24,8 +26,27 @@ lint: venv
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-test: lint
+test: lint dashboard-test
 	$(BIN)/pytest -q
+
+# -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
+NPM           ?= npm
+DASHBOARD_OUT := src/triggers_api/dashboard/static/index.html
+DASHBOARD_SRC := $(shell find dashboard/src dashboard/public dashboard/scripts -type f 2>/dev/null) \
+                 dashboard/index.html dashboard/vite.config.ts dashboard/tsconfig.json dashboard/package.json
+
+dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
+	cd dashboard && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+$(DASHBOARD_OUT): dashboard/node_modules/.package-lock.json $(DASHBOARD_SRC)
+	cd dashboard && $(NPM) run build
+
+dashboard: $(DASHBOARD_OUT)
+
+# Vitest + Testing Library, then the JS budget on the build the browser test (tests/e2e) uses.
+dashboard-test: $(DASHBOARD_OUT)
+	cd dashboard && $(NPM) test && $(NPM) run --silent size
 
 # -- benchmarks (bench/, docs/benchmarks.md): loopback only, a few minutes, never part of `make test` --
 # wrk and nginx come from Debian's packages (installed here when missing), Locust and py-spy from

@@ -19,8 +19,8 @@ export interface QueryClientHooks {
 export function createQueryClient({ onUnauthorized }: QueryClientHooks): QueryClient {
   let redirecting = false;
 
-  const handle = (error: unknown, announce: boolean) => {
-    if (error instanceof ApiError && error.status === 401) {
+  const handle = (error: unknown, announce: boolean, isLogin = false) => {
+    if (error instanceof ApiError && error.status === 401 && !isLogin) {
       if (!redirecting) {
         redirecting = true;
         queueMicrotask(() => {
@@ -41,7 +41,8 @@ export function createQueryClient({ onUnauthorized }: QueryClientHooks): QueryCl
       onError: (error, query) => handle(error, query.state.data !== undefined && query.meta?.silent !== true),
     }),
     mutationCache: new MutationCache({
-      onError: (error, _variables, _context, mutation) => handle(error, mutation.meta?.silent !== true),
+      onError: (error, _variables, _context, mutation) =>
+        handle(error, mutation.meta?.silent !== true, mutation.meta?.login === true),
     }),
     defaultOptions: {
       queries: {
@@ -59,6 +60,7 @@ export function createQueryClient({ onUnauthorized }: QueryClientHooks): QueryCl
 declare module "@tanstack/react-query" {
   interface Register {
     queryMeta: { silent?: boolean };
-    mutationMeta: { silent?: boolean };
+    /** `login`: a 401 means a wrong key, not an expired session. */
+    mutationMeta: { silent?: boolean; login?: boolean };
   }
 }

@@ -43,15 +43,15 @@ export function clearToasts(): void {
   emit();
 }
 
+export function currentToasts(): readonly Toast[] {
+  return toasts;
+}
+
 function subscribe(listener: Listener) {
   listeners.add(listener);
   return () => listeners.delete(listener);
 }
 
 export function useToasts(): Toast[] {
-  return useSyncExternalStore(
-    subscribe,
-    () => toasts,
-    () => toasts,
-  );
+  return useSyncExternalStore(subscribe, currentToasts, currentToasts) as Toast[];
 }

@@ -99,7 +99,7 @@ export class ApiClient {
   constructor(options: ApiClientOptions = {}) {
     this.baseUrl = options.baseUrl ?? config.apiBase;
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
-    this.EventSourceImpl = options.EventSource ?? (typeof EventSource === "undefined" ? undefined : EventSource);
+    this.EventSourceImpl = options.EventSource;
     this.readCookie = options.readCookie ?? documentCookie;
   }
 
@@ -255,11 +255,12 @@ export class ApiClient {
    * polling. Returns a function that closes the stream.
    */
   openEventStream({ eventType, onEvent, onState }: StreamHandlers): () => void {
-    if (!this.EventSourceImpl) {
+    const Impl = this.EventSourceImpl ?? globalThis.EventSource;
+    if (!Impl) {
       onState("unavailable");
       return () => undefined;
     }
-    const source = new this.EventSourceImpl(
+    const source = new Impl(
       `${this.baseUrl}/v1/inbox/stream${queryString({ event_type: eventType })}`,
       { withCredentials: true },
     );

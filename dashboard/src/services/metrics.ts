@@ -13,7 +13,8 @@ export function parseMetricsSummary(raw: unknown): MetricsSummary {
   const total =
     num(pick(root, ["events_last_hour", "total_events_last_hour", "events_total"])) ??
     eventsPerMinute.reduce((sum, p) => sum + p.count, 0);
-  let rate = num(pick(root, ["delivery_success_rate", "success_rate", "deliverySuccessRate"]));
+  const delivery = asRecord(pick(root, ["delivery"]));
+  let rate = num(pick(root, ["delivery_success_rate", "success_rate", "deliverySuccessRate"])) ?? num(pick(delivery, ["success_rate"]));
   if (rate !== null && rate > 1) rate = rate / 100; // a percentage
   const latency = pick(root, ["p95_ingest_latency_ms", "ingest_latency_p95_ms", "p95_latency_ms"]);
   let p95 = num(latency);
@@ -28,7 +29,17 @@ export function parseMetricsSummary(raw: unknown): MetricsSummary {
     deadLetterDepth: num(pick(root, ["dead_letter_depth", "deadLetterDepth", "dead_letters", "failed"])),
     p95IngestLatencyMs: p95,
     totalEventsLastHour: total,
+    deliveryAttempts: num(pick(delivery, ["attempts"])),
+    deliveredCount: num(pick(delivery, ["delivered"])),
+    circuit: parseCircuit(pick(root, ["circuit"])),
   };
+}
+
+function parseCircuit(value: unknown): MetricsSummary["circuit"] {
+  const rec = asRecord(value);
+  const state = pick(rec, ["state"]);
+  if (typeof state !== "string") return null;
+  return { state, reopensInSeconds: num(pick(rec, ["reopens_in_seconds"])) };
 }
 
 function parseSeries(value: unknown): MinuteCount[] {

@@ -140,4 +140,9 @@ export interface MetricsSummary {
   deadLetterDepth: number | null;
   p95IngestLatencyMs: number | null;
   totalEventsLastHour: number;
+  /** Push attempts and successes over the window (null when the server does not say). */
+  deliveryAttempts: number | null;
+  deliveredCount: number | null;
+  /** The push worker's circuit breaker: "closed", "open" or "half_open"; null without a worker. */
+  circuit: { state: string; reopensInSeconds: number | null } | null;
 }

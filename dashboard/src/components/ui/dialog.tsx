@@ -3,6 +3,8 @@ import * as React from "react";
 
 import { cn } from "@/lib/utils";
 
+import { registerToastLayer } from "./toaster";
+
 interface DialogProps {
   open: boolean;
   onOpenChange: (open: boolean) => void;
@@ -31,6 +33,11 @@ export function Dialog({ open, onOpenChange, children, className, side = "center
       if (typeof dialog.close === "function") dialog.close();
       else dialog.removeAttribute("open");
     }
+  }, [open]);
+
+  React.useEffect(() => {
+    const dialog = ref.current;
+    return open && dialog ? registerToastLayer(dialog) : undefined;
   }, [open]);
 
   return (

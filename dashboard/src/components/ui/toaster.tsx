@@ -1,20 +1,46 @@
 import { CheckCircle2, CircleAlert, Info, X } from "lucide-react";
+import { useSyncExternalStore } from "react";
+import { createPortal } from "react-dom";
 
 import { dismissToast, type Toast, useToasts } from "@/lib/toast";
 import { cn } from "@/lib/utils";
 
 const ICONS = { success: CheckCircle2, error: CircleAlert, info: Info } as const;
 
+// Open modal dialogs, innermost last. A modal <dialog> makes the rest of the page inert and sits in
+// the top layer, so toasts render inside the innermost open one: a message about the action just
+// taken in a dialog is seen, and can be dismissed, instead of hiding behind the backdrop.
+let layers: HTMLElement[] = [];
+const layerListeners = new Set<() => void>();
+
+export function registerToastLayer(element: HTMLElement): () => void {
+  layers = [...layers, element];
+  layerListeners.forEach((l) => l());
+  return () => {
+    layers = layers.filter((e) => e !== element);
+    layerListeners.forEach((l) => l());
+  };
+}
+
+function subscribeLayers(listener: () => void) {
+  layerListeners.add(listener);
+  return () => layerListeners.delete(listener);
+}
+
+const topLayer = () => layers.at(-1) ?? null;
+
 /** Renders the toast queue (see lib/toast.ts); polite for info, assertive for errors. */
 export function Toaster() {
   const toasts = useToasts();
-  return (
-    <div className="pointer-events-none fixed right-4 bottom-4 z-50 flex w-full max-w-sm flex-col gap-2">
+  const layer = useSyncExternalStore(subscribeLayers, topLayer, topLayer);
+  const list = (
+    <div className="pointer-events-none fixed right-4 bottom-4 z-50 flex w-full max-w-sm flex-col gap-2 text-left">
       {toasts.map((toast) => (
         <ToastItem key={toast.id} toast={toast} />
       ))}
     </div>
   );
+  return layer ? createPortal(list, layer) : list;
 }
 
 function ToastItem({ toast }: { toast: Toast }) {

@@ -13,7 +13,7 @@ export function useLogin() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (apiKey: string) => apiClient.login(apiKey),
-    meta: { silent: true }, // the login form shows its own message; a 401 here is a wrong key
+    meta: { silent: true, login: true }, // the form shows its own message; a 401 is a wrong key
     onSuccess: (session) => {
       queryClient.clear();
       queryClient.setQueryData(sessionQuery.queryKey, session);

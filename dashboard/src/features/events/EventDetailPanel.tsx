@@ -218,7 +218,9 @@ function AttemptRow({ attempt, n }: { attempt: DeliveryAttempt; n: number }) {
         {typeof duration === "number" ? <span className="text-muted-foreground">{formatMs(duration)}</span> : null}
         {typeof started === "string" ? <span className="ml-auto text-xs text-muted-foreground">{formatDateTime(started)}</span> : null}
       </div>
-      {code !== undefined && error !== undefined ? <p className="mt-1 text-xs text-destructive">{String(error)}</p> : null}
+      {code !== undefined && error !== undefined && error !== `http_${String(code)}` ? (
+        <p className="mt-1 text-xs text-destructive">{String(error)}</p>
+      ) : null}
       {typeof body === "string" && body ? (
         <pre className="mt-2 max-h-24 overflow-auto rounded bg-muted p-2 font-mono text-xs">{body}</pre>
       ) : null}

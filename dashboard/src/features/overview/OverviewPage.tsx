@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { Activity, ArrowRight, BarChart3, CheckCircle2, Gauge, Inbox, Skull, Timer } from "lucide-react";
+import { Activity, ArrowRight, BarChart3, CheckCircle2, CircleAlert, Gauge, Inbox, Skull, Timer } from "lucide-react";
 import { lazy, type ReactNode, Suspense } from "react";
 import { Link } from "react-router";
 
@@ -45,6 +45,16 @@ export function OverviewPage() {
             the delivery worker). Your events are still ingested and listed on the Events page.
           </AlertDescription>
         </Alert>
+      ) : m?.circuit && m.circuit.state !== "closed" ? (
+        <Alert variant="warning" className="mb-6">
+          <CircleAlert />
+          <AlertTitle>Delivery is paused: the workflow engine keeps failing</AlertTitle>
+          <AlertDescription>
+            The circuit breaker is {m.circuit.state.replace("_", "-")}
+            {m.circuit.reopensInSeconds !== null ? `; the next probe is in ${Math.ceil(m.circuit.reopensInSeconds)} s` : ""}.
+            Events wait in the queue without spending their retries.
+          </AlertDescription>
+        </Alert>
       ) : metrics.isError ? (
         <ErrorState className="mb-6" error={metrics.error} title="Metrics could not be loaded" onRetry={() => void metrics.refetch()} />
       ) : null}
@@ -55,7 +65,11 @@ export function OverviewPage() {
           icon={CheckCircle2}
           loading={metrics.isPending}
           value={formatPercent(m?.deliverySuccessRate)}
-          hint="Delivered on any attempt, last hour"
+          hint={
+            m?.deliveryAttempts
+              ? `${formatNumber(m.deliveredCount)} of ${formatNumber(m.deliveryAttempts)} push attempts, last hour`
+              : "No push attempts in the last hour"
+          }
           testId="metric-success-rate"
         />
         <MetricCard
