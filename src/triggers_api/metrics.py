@@ -114,6 +114,12 @@ class Metrics:
             "triggers_circuit_state", "Push circuit breaker: 0 closed, 1 half-open, 2 open", registry=r
         )
         self.circuit_opened = Counter("triggers_circuit_opened", "Times the push circuit opened", registry=r)
+        self.rate_limit_fail_open = Counter(
+            "triggers_rate_limit_fail_open",
+            "Requests served without a rate limit because the counter store (Redis) failed",
+            registry=r,
+        )
+        self._fail_open_seen = 0
         self.user_latency = IngestLatencies()
 
     def observe_stored(self, records: Sequence[EventRecord]) -> None:
@@ -127,6 +133,10 @@ class Metrics:
         self.user_latency.add(records[0].user_id, seconds, now / 1_000_000)
 
     async def refresh(self, services: Services) -> None:
+        failures = services.limiter.failures  # counted by the limiter itself, on the hot path
+        if failures > self._fail_open_seen:
+            self.rate_limit_fail_open.inc(failures - self._fail_open_seen)
+            self._fail_open_seen = failures
         depths = await services.storage.delivery_depths(None)
         self.queue_depth.set(depths.pending)
         self.dead_letter_depth.set(depths.dead_letters)

@@ -62,6 +62,8 @@ async def test_without_redis_requests_are_served_counted_and_reported(tmp_path: 
         health = await client.get("/v1/health")
         assert health.status_code == 200  # degraded, not down: the API still serves
         assert health.json()["checks"]["redis"] == {"status": "unavailable", "fail_open": 4}
+        metrics = (await client.get("/metrics")).text
+        assert "triggers_rate_limit_fail_open_total 4.0" in metrics.splitlines()
 
 
 class PrivateRedis:
