@@ -35,10 +35,17 @@ class LoadResult:
     generator: str
     offered_rate: float = 0.0
     generator_cpu: float = 0.0  # seconds of CPU the generator used (paced only)
+    server_cpu: float = 0.0  # seconds of CPU the target's processes used during the measured run
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """The target's CPU (all its processes and threads) per answered request: unlike req/s,
+        this barely moves when other work shares the machine."""
+        return self.server_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
 def wrk_binary() -> str | None:

@@ -62,6 +62,7 @@ ROWS = (
         lambda v, c: v <= 100,
         lambda r: f"{r.p50_ms:.1f}/{r.p95_ms:.1f}/{r.p99_ms:.1f}",
     ),
+    Row("  server CPU us per request", "ingest", lambda r: r.cpu_us_per_request, "ms"),
     Row(
         "ingest 1 event: p95 ms at fixed rate",
         "paced",
@@ -73,6 +74,7 @@ ROWS = (
     ),
     Row("ingest batch of 100: events/s", "batch", _events, "rate", ">= 150,000", lambda v, c: v >= 150_000),
     Row("  batch p95 ms", "batch", lambda r: r.p95_ms, "ms"),
+    Row("  server CPU us per event", "batch", lambda r: r.cpu_us_per_request / 100, "ms"),
     Row("inbox page (limit 200): req/s", "inbox", _rate, "rate"),
     Row("  inbox p95 ms", "inbox", lambda r: r.p95_ms, "ms"),
     Row("acknowledge 1 event: req/s", "ack", _rate, "rate"),

@@ -46,6 +46,7 @@ EVENT = {
     "payload": {"user_id": "usr_12345", "email": "jane@example.com", "plan": "pro", "tags": ["a", "b"]},
 }
 TARGETS = ("ours", "ours-pg", "nginx", "raw", "fastapi", "baseline")
+ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -62,6 +63,7 @@ class Options:
     rate: float = 5000.0
     smoke: bool = False
     targets: tuple[str, ...] = TARGETS
+    rows: tuple[str, ...] = ROWS
     postgres_url: str | None = None
     json_out: Path | None = None
     keep: bool = False
@@ -171,24 +173,23 @@ class Runner:
         self.files = files
         self.use_wrk = not options.smoke and wrk_binary() is not None
 
-    def saturate(self, url: str, load: Load, api_key: str) -> LoadResult:
+    def saturate(self, server: Server, load: Load, api_key: str) -> LoadResult:
+        """Warm up, then measure closed-loop saturation, noting the target's CPU meanwhile."""
+        if self.o.warmup > 0:
+            warm = Load(load.method, load.path, load.body_file, load.warmup_paths_file or load.paths_file)
+            self._saturate(server.url, warm, api_key, self.o.warmup)
+        cpu = server.cpu_seconds()
+        result = self._saturate(server.url, load, api_key, self.o.duration)
+        result.server_cpu = server.cpu_seconds() - cpu
+        return result
+
+    def _saturate(self, url: str, load: Load, api_key: str, duration: float) -> LoadResult:
         if self.use_wrk:
             return run_wrk(
-                url,
-                load,
-                api_key=api_key,
-                duration=self.o.duration,
-                warmup=self.o.warmup,
-                connections=self.o.connections,
+                url, load, api_key=api_key, duration=duration, warmup=0, connections=self.o.connections
             )
         return run_paced(
-            url,
-            load,
-            api_key=api_key,
-            rate=0,
-            duration=self.o.duration,
-            warmup=self.o.warmup,
-            connections=self.o.connections,
+            url, load, api_key=api_key, rate=0, duration=duration, warmup=0, connections=self.o.connections
         )
 
     def paced(self, url: str, load: Load, api_key: str) -> LoadResult:
@@ -215,25 +216,33 @@ class Runner:
         url, f = server.url, self.files
         single = Load("POST", "/v1/events", body_file=f.event)
         cells = result.cells
-        cells["ingest"] = self.saturate(url, single, api_key)
-        cells["paced"] = self.paced(url, single, api_key)
-        cells["batch"] = self.saturate(url, Load("POST", "/v1/events/batch", body_file=f.batch), api_key)
-        cells["inbox"] = self.saturate(url, Load("GET", "/v1/inbox?limit=200"), api_key)
-        previous = cells["ingest"] if isinstance(cells["ingest"], LoadResult) else None
-        needed = self.ack_ids_needed(previous)
-        if stores:
-            ids = preingest(url, api_key, f.batch.read_bytes(), needed)
-        else:
-            ids = [str(uuid.uuid4()) for _ in range(min(needed, 20_000))]
-        tag = uuid.uuid4().hex[:8]
-        split = len(ids) // 4  # the warm-up acknowledges other events than the measured run
-        ack = Load(
-            "DELETE",
-            "/v1/events/{id}",
-            paths_file=write_paths(self.workdir / f"ack-{tag}.txt", ids[split:]),
-            warmup_paths_file=write_paths(self.workdir / f"ack-warmup-{tag}.txt", ids[:split]),
-        )
-        cells["ack"] = self.saturate(url, ack, api_key)
+        rows = self.o.rows
+        if "ingest" in rows:
+            cells["ingest"] = self.saturate(server, single, api_key)
+        if "paced" in rows:
+            cells["paced"] = self.paced(url, single, api_key)
+        if "batch" in rows:
+            cells["batch"] = self.saturate(
+                server, Load("POST", "/v1/events/batch", body_file=f.batch), api_key
+            )
+        if "inbox" in rows:
+            cells["inbox"] = self.saturate(server, Load("GET", "/v1/inbox?limit=200"), api_key)
+        if "ack" in rows:
+            previous = cells.get("ingest")
+            needed = self.ack_ids_needed(previous if isinstance(previous, LoadResult) else None)
+            if stores:
+                ids = preingest(url, api_key, f.batch.read_bytes(), needed)
+            else:
+                ids = [str(uuid.uuid4()) for _ in range(min(needed, 20_000))]
+            tag = uuid.uuid4().hex[:8]
+            split = len(ids) // 4  # the warm-up acknowledges other events than the measured run
+            ack = Load(
+                "DELETE",
+                "/v1/events/{id}",
+                paths_file=write_paths(self.workdir / f"ack-{tag}.txt", ids[split:]),
+                warmup_paths_file=write_paths(self.workdir / f"ack-warmup-{tag}.txt", ids[:split]),
+            )
+            cells["ack"] = self.saturate(server, ack, api_key)
         return result
 
 
@@ -282,7 +291,8 @@ def run_service(runner: Runner, name: str, env: dict[str, str], workdir: Path) -
     finally:
         server.stop()
     result.peak_rss = server.peak_rss
-    result.cells["delivery"] = measure_delivery(runner, env, workdir)
+    if "delivery" in runner.o.rows:
+        result.cells["delivery"] = measure_delivery(runner, env, workdir)
     return result
 
 
@@ -434,13 +444,15 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--rate", type=float, default=5000.0, help="offered rate of the paced row")
     parser.add_argument("--smoke", action="store_true", help="a second of load, venv-only tools")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"subset of {','.join(TARGETS)}")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"subset of {','.join(ROWS)}")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parser.parse_args(argv)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    unknown = set(targets) - set(TARGETS)
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    unknown = (set(targets) - set(TARGETS)) | (set(rows) - set(ROWS))
     if unknown:
-        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+        parser.error(f"unknown targets or rows: {', '.join(sorted(unknown))}")
     options = Options(
         duration=args.duration,
         warmup=args.warmup,
@@ -449,6 +461,7 @@ def parse_args(argv: list[str] | None) -> Options:
         rate=args.rate,
         smoke=args.smoke,
         targets=targets,
+        rows=rows,
         postgres_url=os.environ.get("TRIGGERS_TEST_POSTGRES_URL") or None,
         json_out=args.json,
         keep=args.keep,

@@ -57,6 +57,20 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (threads included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 @dataclass
 class Server:
     """A process serving HTTP on ``url``; ``peak_rss`` is sampled while ``watch()`` runs."""
@@ -90,6 +104,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.process.pid)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

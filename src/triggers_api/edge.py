@@ -13,7 +13,7 @@ Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task or body copy per req
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -86,7 +86,7 @@ class Edge:
             return
         started = time.perf_counter()
         state = request_state(scope)
-        request_id = _incoming_request_id(scope) or os.urandom(16).hex()  # uuid4().hex costs 5x more
+        request_id = _incoming_request_id(scope) or _new_request_id()
         state["request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         status_holder = [0]
@@ -141,6 +141,12 @@ class Edge:
                 status=status_holder[0],
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
             )
+
+
+def _new_request_id() -> str:
+    """32 random hex characters, like ``uuid4().hex`` at a tenth of the cost (no system call):
+    a correlation id must be unique, not unguessable."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

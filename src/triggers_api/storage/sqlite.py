@@ -11,6 +11,8 @@ of threads with their own connections (WAL lets them read while the writer write
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -247,7 +249,11 @@ class SQLiteStorage:
         self.path = Path(path)
         self.commit_batch_max = commit_batch_max
         self._readers = readers
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
+        # Writes made during one event-loop iteration, handed to the writer together (see _write).
+        self._pending: list[_Write] = []
+        self._pending_loop: asyncio.AbstractEventLoop | None = None
+        self._turn = -1  # the writer-lock file, opened by the writer thread
         self._writer: threading.Thread | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -304,6 +310,7 @@ class SQLiteStorage:
         if not self._opened:
             return
         self._opened = False
+        self._hand_over()
         self._queue.put(None)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
@@ -322,12 +329,16 @@ class SQLiteStorage:
     # -- the writer ---------------------------------------------------------------------------------
     def _write_loop(self) -> None:
         conn = self._connect()
+        # Several API processes (``serve --workers N``) each have a writer. SQLite lets one write
+        # at a time and makes the others retry with sleeps (1, 2, 5, 10 ms ...: long tails); a
+        # blocking lock on a file beside the database hands the turn over at once instead.
+        self._turn = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             while True:
                 first = self._queue.get()
                 if first is None:
                     return
-                batch = [first]
+                batch = list(first)
                 stop = False
                 while len(batch) < self.commit_batch_max:
                     try:
@@ -337,14 +348,23 @@ class SQLiteStorage:
                     if nxt is None:
                         stop = True
                         break
-                    batch.append(nxt)
+                    batch.extend(nxt)
                 self._commit_group(conn, batch)
                 if stop:
                     return
         finally:
             conn.close()
+            os.close(self._turn)
 
     def _commit_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        fcntl.flock(self._turn, fcntl.LOCK_EX)  # blocks without the GIL; released after COMMIT
+        try:
+            self._run_group(conn, batch)
+        finally:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
+        self._wake(batch)
+
+    def _run_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
             merged = [(w, w.rows) for w in batch if w.rows is not None]
@@ -370,6 +390,9 @@ class SQLiteStorage:
                     pass
             for w in batch:
                 w.error = StorageError(f"commit failed: {exc}")
+
+    @staticmethod
+    def _wake(batch: list[_Write]) -> None:
         # Group the wake-ups per event loop: one thread-safe callback per loop, not per write.
         by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         for w in batch:
@@ -402,9 +425,25 @@ class SQLiteStorage:
     async def _write(self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None) -> T:
         if not self._opened:
             raise StorageError("storage is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Write(fn, future, rows))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending or self._pending_loop is not loop:
+            self._hand_over()
+            self._pending_loop = loop
+            loop.call_soon(self._hand_over)
+        self._pending.append(_Write(fn, future, rows))
         return await future
+
+    def _hand_over(self) -> None:
+        """Give the writer every write made since the last hand-over, as one queue item.
+
+        Runs once per event-loop iteration that made writes (``call_soon`` from ``_write``): one
+        thread wake-up for all of them, instead of one per request (each wake-up is a futex
+        call, and a writer woken early fights the busy loop thread for the GIL).
+        """
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._queue.put(pending)
 
     # -- reads --------------------------------------------------------------------------------------
     def _reader_conn(self) -> sqlite3.Connection:
