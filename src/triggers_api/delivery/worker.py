@@ -107,6 +107,7 @@ class DeliveryWorker:
             self._client, settings.workflow_url, timeout=settings.delivery_timeout, token=token, signer=signer
         )
         self._claiming = True
+        self.storage.listen_for_events(self.on_storage_event)
         self._task = asyncio.create_task(self._run(), name=f"delivery-worker-{self.worker_id}")
         if self.metrics is not None:
             self.metrics.circuit_state.set(STATE_CODES[self.breaker.state])
@@ -143,6 +144,10 @@ class DeliveryWorker:
 
     def on_stored(self, records: Sequence[EventRecord]) -> None:
         """The ingestion hook: new events are due at once."""
+        self._wake.set()
+
+    def on_storage_event(self, user_ids: frozenset[str] | None) -> None:
+        """Another process stored events or made some due again (backends that can tell)."""
         self._wake.set()
 
     @property

@@ -69,6 +69,14 @@ class StreamHub:
         for signal in self._waiters.get(user_id, ()):
             signal.set()
 
+    def on_storage_event(self, user_ids: frozenset[str] | None) -> None:
+        """Another process committed events (backends that can tell, e.g. LISTEN/NOTIFY)."""
+        if user_ids is None:
+            self._notify_all()
+        else:
+            for user_id in user_ids:
+                self.notify_user(user_id)
+
     def _notify_all(self) -> None:
         for waiters in self._waiters.values():
             for signal in waiters:
@@ -80,6 +88,7 @@ class StreamHub:
         self._notify_all()
 
     async def start(self) -> None:
+        self.storage.listen_for_events(self.on_storage_event)
         self._poller = asyncio.create_task(self._poll(), name="stream-head-poller")
 
     async def stop(self) -> None:
