@@ -297,10 +297,72 @@ def run_service(runner: Runner, name: str, env: dict[str, str], workdir: Path) -
 
 
 def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
-    """Events/s the push worker delivers to a loopback receiver that answers 200."""
-    if importlib.util.find_spec("triggers_api.delivery.worker") is None:
+    """Events/s ``triggers-api worker`` pushes to a loopback receiver that answers 200.
+
+    Runs after the API has stopped, on the events the other rows stored (all pending): the
+    rate is the fall of the pending count (``Storage.delivery_depths``) over the measured window.
+    """
+    if importlib.util.find_spec("triggers_api.delivery.runner") is None:
         return "not available: no delivery worker (triggers_api/delivery/) in this build"
-    return "not available: delivery measurement not wired yet"
+    if _pending(env) < 100:
+        return "not available: no pending events to deliver (run it with the ingest rows)"
+    if nginx_binary() is not None and not runner.o.smoke:
+        receiver = start_nginx(workers=1, workdir=workdir / "receiver", responses={})
+    else:
+        receiver = start_uvicorn_app(
+            "receiver", "bench.ceilings:receiver_app", workers=1, workdir=workdir, env={}
+        )
+    worker_env = {**env, "TRIGGERS_WORKFLOW_URL": f"{receiver.url}/hook", "TRIGGERS_LOG_LEVEL": "WARNING"}
+    with open(workdir / "worker.log", "ab") as log:
+        worker = subprocess.Popen(
+            [*triggers_cli(), "worker"],
+            env={**os.environ, **worker_env},
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        time.sleep(max(runner.o.warmup, 1.0))
+        if worker.poll() is not None:
+            return f"failed: the worker exited ({(workdir / 'worker.log').read_text()[-300:]})"
+        start, pending0 = time.monotonic(), _pending(env)
+        deadline = start + runner.o.duration
+        last = (start, pending0)
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            last = (time.monotonic(), _pending(env))
+            if last[1] == 0:
+                break
+        seconds = last[0] - start
+        delivered = pending0 - last[1]
+        return LoadResult(
+            requests=delivered, seconds=seconds, errors=0, p50_ms=0, p95_ms=0, p99_ms=0, generator="worker"
+        )
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        receiver.stop()
+
+
+def _pending(env: dict[str, str]) -> int:
+    """Events waiting for a push, through the storage protocol (either backend)."""
+    from triggers_api.config import Settings
+    from triggers_api.storage import build_storage
+
+    async def count() -> int:
+        settings = Settings.model_validate({k.removeprefix("TRIGGERS_").lower(): v for k, v in env.items()})
+        storage = build_storage(settings)
+        await storage.open()
+        try:
+            return int((await storage.delivery_depths(None)).pending)
+        finally:
+            await storage.close()
+
+    return asyncio.run(count())
 
 
 def run_ceiling(runner: Runner, name: str, workdir: Path) -> TargetResult:
