@@ -190,3 +190,30 @@ async def test_replay_elsewhere_wakes_listeners(open_store: OpenStore) -> None:
     assert [
         a.event_id for a in await other.list_audit(AuditQuery(user_id="bob", action="event.replayed"))
     ] == [record.event_id]
+
+
+async def test_the_pool_recovers_when_the_database_drops_every_connection(
+    open_store: OpenStore, pg_url: str
+) -> None:
+    """A restart or failover closes every connection: idle ones are replaced on the next use,
+    so requests after it succeed without the process being restarted."""
+    store = await open_store(pool_min=2, pool_max=2)
+    first = event()
+    await store.insert_events([first], [])
+    pool = store._pool
+    assert pool is not None
+    async with pool.acquire() as one, pool.acquire() as two:
+        pids = [await one.fetchval("SELECT pg_backend_pid()"), await two.fetchval("SELECT pg_backend_pid()")]
+    admin = await asyncpg.connect(pg_url)
+    try:
+        assert (
+            await admin.fetchval("SELECT count(pg_terminate_backend(p)) FROM unnest($1::int[]) p", pids) == 2
+        )
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)  # the closed sockets reach the event loop
+    second = event(ts=T0 + 1)
+    await store.insert_events([second], [])
+    assert await store.get_event("alice", first.event_id) == first
+    assert await store.get_event("alice", second.event_id) == second
+    await store.ping()
