@@ -4,8 +4,9 @@ Both read the database, never an in-memory queue, so nothing is lost to a restar
 event stored by another process: a stream keeps the *position* (commit order, see
 ``Storage.events_after``) of the last event it sent and asks for what came after. The
 :class:`StreamHub` only decides *when* to ask: at once when this process stores an event for
-the user (the ingestion hook), and within ``stream_poll_interval`` when another process does
-(one cheap head query per process, shared by every open stream).
+the user (the ingestion hook); when another process does, as soon as the backend tells
+(``Storage.listen_for_events``: LISTEN/NOTIFY on PostgreSQL), else within
+``stream_poll_interval`` (one cheap head query per process, shared by every open stream).
 """
 
 from __future__ import annotations
