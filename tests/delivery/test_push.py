@@ -140,6 +140,23 @@ async def test_an_unreachable_engine_is_retried_then_dead_lettered(
         assert [a["error"] for a in status["attempts"]] == ["connect_error", "connect_error"]
 
 
+async def test_a_tls_failure_is_retried_then_dead_lettered(tmp_path: Path, receiver: Receiver) -> None:
+    async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")  # no TLS spoken here
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(not_tls, "127.0.0.1", 0)
+    tls_url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/triggers/event"
+    try:
+        async with pushing_app(tmp_path, receiver, workflow_url=tls_url, retry_schedule="0.02") as p:
+            event_id = await p.ingest()
+            status = await p.wait_status(event_id, "failed")
+            assert [a["error"] for a in status["attempts"]] == ["tls_error", "tls_error"]
+    finally:
+        server.close()
+
+
 async def test_a_refusal_fails_at_once_with_its_reason(pushing: Pushing) -> None:
     pushing.receiver.script = always(Respond(410, b"no such zap"))
     event_id = await pushing.ingest()

@@ -157,7 +157,6 @@ class DeliveryWorker:
     def snapshot(self) -> dict[str, object]:
         return {
             "worker": "running" if self._claiming else "stopping",
-            "worker_id": self.worker_id,
             "in_flight": len(self._inflight),
             "circuit": self.breaker.snapshot(),
         }
