@@ -241,3 +241,28 @@ async def test_two_apis_and_two_workers_on_one_postgres(fleet: Fleet, pg_url: st
     finally:
         await conn.close()
     assert (total, undelivered) == (6000, 0)
+
+
+async def test_an_event_stored_by_an_api_process_wakes_an_idle_worker_process(fleet: Fleet) -> None:
+    """The worker's own poll is set to a minute, so only LISTEN/NOTIFY can make it push within the
+    (still generous) deadline below: the event was committed by another process."""
+    receiver = Receiver()
+    fleet.env["TRIGGERS_WORKFLOW_URL"] = await receiver.start()
+    fleet.env["TRIGGERS_DELIVERY_POLL_INTERVAL"] = "60"
+    try:
+        fleet.cli("migrate")
+        key = orjson.loads(fleet.cli("keys", "create", "--user-id", "mp", "--name", "k", "--json"))["api_key"]
+        api = fleet.api("api")
+        fleet.worker("worker")
+        async with httpx.AsyncClient(timeout=30) as client:
+            # the worker is idle (nothing due): its first poll is a minute away
+            await asyncio.sleep(2.0)
+            assert fleet.processes["worker"].poll() is None, fleet.log("worker")
+            posted = await client.post(
+                f"{api}/v1/events", json={"event_type": "wake.up", "payload": {}}, headers={"X-API-Key": key}
+            )
+            assert posted.status_code == 201
+            event_id = posted.json()["event_id"]
+        await receiver.wait_for(lambda r: event_id in r.delivered_ids(), timeout=30)
+    finally:
+        await receiver.stop()
