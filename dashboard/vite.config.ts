@@ -32,5 +32,6 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     css: false,
     restoreMocks: true,
+    unstubGlobals: true,
   },
 });

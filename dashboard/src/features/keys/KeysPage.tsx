@@ -110,7 +110,7 @@ export function KeysPage() {
                       ) : null}
                     </TableCell>
                     <TableCell className="font-mono text-xs">{key.key_prefix}…</TableCell>
-                    <TableCell>
+                    <TableCell className="min-w-52">
                       <div className="flex flex-wrap gap-1">
                         {key.scopes.map((s) => (
                           <Badge key={s} variant="secondary" className="font-mono">
