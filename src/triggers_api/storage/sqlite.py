@@ -254,6 +254,8 @@ class SQLiteStorage:
         self._pending: list[_Write] = []
         self._pending_loop: asyncio.AbstractEventLoop | None = None
         self._turn = -1  # the writer-lock file, opened by the writer thread
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
@@ -304,6 +306,11 @@ class SQLiteStorage:
         self._read_pool = ThreadPoolExecutor(max_workers=self._readers, thread_name_prefix="sqlite-read")
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
+        self._stopping.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
         self._opened = True
 
     async def close(self) -> None:
@@ -314,6 +321,9 @@ class SQLiteStorage:
         self._queue.put(None)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
+        self._stopping.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
         if self._read_pool is not None:
             self._read_pool.shutdown(wait=True)
 
@@ -327,8 +337,28 @@ class SQLiteStorage:
         await self._read(probe)
 
     # -- the writer ---------------------------------------------------------------------------------
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database file, off the commit path.
+
+        SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages: every
+        few dozen group commits, one copied pages and fsynced the database file while all its
+        waiters waited (the p95/p99 of ingestion). A PASSIVE checkpoint never blocks writers or
+        readers; this one runs every 0.2 s in its own thread. Durability is unchanged: a commit
+        is on disk once its WAL frames are fsynced, whenever they are copied back.
+        """
+        conn = self._connect()
+        try:
+            while not self._stopping.wait(0.2):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # another process is checkpointing: next time
+                    pass
+        finally:
+            conn.close()
+
     def _write_loop(self) -> None:
         conn = self._connect()
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
         # Several API processes (``serve --workers N``) each have a writer. SQLite lets one write
         # at a time and makes the others retry with sleeps (1, 2, 5, 10 ms ...: long tails); a
         # blocking lock on a file beside the database hands the turn over at once instead.
@@ -359,19 +389,26 @@ class SQLiteStorage:
     def _commit_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
         fcntl.flock(self._turn, fcntl.LOCK_EX)  # blocks without the GIL; released after COMMIT
         try:
-            self._run_group(conn, batch)
+            if not self._run_group(conn, batch, merge=True):
+                self._run_group(conn, batch, merge=False)
         finally:
             fcntl.flock(self._turn, fcntl.LOCK_UN)
         self._wake(batch)
 
-    def _run_group(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, batch: list[_Write], *, merge: bool) -> bool:
+        """One transaction for the whole group; False when the merged insert failed (then the
+        transaction was rolled back and nothing settled: run it again with ``merge=False``)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            merged = [(w, w.rows) for w in batch if w.rows is not None]
-            if merged and self._insert_merged(conn, merged):
+            batch_rest = batch
+            merged = [(w, w.rows) for w in batch if w.rows is not None] if merge else []
+            if merged:
+                try:
+                    self._insert_merged(conn, merged)
+                except sqlite3.Error:
+                    conn.execute("ROLLBACK")
+                    return False
                 batch_rest = [w for w in batch if w.rows is None]
-            else:
-                batch_rest = batch
             for w in batch_rest:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -390,6 +427,7 @@ class SQLiteStorage:
                     pass
             for w in batch:
                 w.error = StorageError(f"commit failed: {exc}")
+        return True
 
     @staticmethod
     def _wake(batch: list[_Write]) -> None:
@@ -403,24 +441,18 @@ class SQLiteStorage:
             except RuntimeError:  # loop closed: nobody is waiting any more
                 pass
 
-    def _insert_merged(self, conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]]) -> bool:
-        """The group's plain inserts as a few multi-row statements, under one savepoint.
+    @staticmethod
+    def _insert_merged(conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]]) -> None:
+        """The group's plain inserts as two multi-row statements (events, audit records).
 
-        On any error (which a UUIDv7 key makes all but impossible) the savepoint is rolled back
-        and False returned: the caller then runs every write on its own, as usual.
+        No savepoint of their own (two statements fewer, each a GIL round trip): should one fail
+        (a UUIDv7 key makes that all but impossible) the caller rolls the transaction back and
+        runs every write on its own.
         """
-        conn.execute("SAVEPOINT m")
-        try:
-            _insert_many(conn, "events", EVENT_COLUMNS, 12, [r for _, rows in merged for r in rows.events])
-            _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, [r for _, rows in merged for r in rows.audit])
-        except sqlite3.Error:
-            conn.execute("ROLLBACK TO m")
-            conn.execute("RELEASE m")
-            return False
-        conn.execute("RELEASE m")
+        _insert_many(conn, "events", EVENT_COLUMNS, 12, [r for _, rows in merged for r in rows.events])
+        _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, [r for _, rows in merged for r in rows.audit])
         for w, rows in merged:
             w.result = rows.outcome
-        return True
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None) -> T:
         if not self._opened:
