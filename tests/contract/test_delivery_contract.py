@@ -21,6 +21,7 @@ from triggers_api.storage.base import (
     EventStatus,
     ReplaySelector,
     Storage,
+    StreamItem,
 )
 
 LEASE = 60_000_000
@@ -400,18 +401,39 @@ async def test_attempt_counts_and_events_per_bucket(storage: Storage) -> None:
 
 
 # -- the stream's reads ---------------------------------------------------------------------------
+# A backend may hold a committed event back while older transactions run (see events_after), so
+# visibility is awaited; order, positions and filters are then asserted exactly.
+async def visible(
+    storage: Storage, user: str, after: int, count: int, event_type: str | None = None
+) -> list[StreamItem]:
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        items = await storage.events_after(user, after, event_type, 1000)
+        if len(items) >= count or asyncio.get_running_loop().time() > deadline:
+            return items
+        await asyncio.sleep(0.02)
+
+
+async def head_at_least(storage: Storage, position: int) -> int:
+    deadline = asyncio.get_running_loop().time() + 10
+    while (head := await storage.stream_head()) < position and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    return head
+
+
 async def test_stream_positions_follow_commit_order_and_never_change(storage: Storage) -> None:
     assert await storage.stream_head() == 0
     # the later timestamp is committed first: commit order, not timestamp order, decides
     first, second = event(ts=T0 + 100, event_type="a.x"), event(ts=T0, event_type="b.x")
     await store(storage, first)
-    head_after_first = await storage.stream_head()
-    await store(storage, second, event(user="mallory"))
     p_first = await storage.stream_position("alice", first.event_id)
+    assert p_first is not None
+    assert await head_at_least(storage, p_first) == p_first
+    await store(storage, second, event(user="mallory"))
     p_second = await storage.stream_position("alice", second.event_id)
-    assert p_first is not None and p_second is not None
-    assert p_first == head_after_first < p_second <= await storage.stream_head()
-    items = await storage.events_after("alice", 0, None, 10)
+    assert p_second is not None and p_first < p_second
+    assert await head_at_least(storage, p_second) > p_second  # mallory's came after
+    items = await visible(storage, "alice", 0, 2)
     assert [(i.position, i.event.event_id) for i in items] == [
         (p_first, first.event_id),
         (p_second, second.event_id),
@@ -426,7 +448,7 @@ async def test_stream_positions_follow_commit_order_and_never_change(storage: St
     await claim_all(storage, "w", T0 + 10**6)
     await storage.acknowledge("alice", [first.event_id], T0 + 10**6, {})
     assert await storage.stream_position("alice", first.event_id) == p_first
-    after = await storage.events_after("alice", 0, None, 10)
+    after = await visible(storage, "alice", 0, 2)
     assert [i.position for i in after] == [p_first, p_second]
     assert after[0].event.payload is None and after[1].event.status == EventStatus.QUEUED
 
@@ -435,6 +457,7 @@ async def test_stream_positions_are_private_to_their_owner(storage: Storage) -> 
     (record,) = await store(storage, event(user="mallory"))
     assert await storage.stream_position("alice", record.event_id) is None
     assert await storage.stream_position("alice", str(uuid.uuid4())) is None
+    assert len(await visible(storage, "mallory", 0, 1)) == 1
     assert await storage.events_after("alice", 0, None, 10) == []
 
 
@@ -451,5 +474,5 @@ async def test_stream_positions_stay_in_commit_order_across_instances(
         assert position is not None
         seen.append(position)
     assert seen == sorted(seen) and len(set(seen)) == 10
-    items = await storage.events_after("alice", seen[4], None, 100)
+    items = await visible(storage, "alice", seen[4], 5)
     assert [i.position for i in items] == seen[5:]

@@ -333,7 +333,8 @@ class Storage(Protocol):
         ``bucket_us`` starting at ``since_us``: a list of ceil((until - since) / bucket) counts."""
 
     async def stream_head(self) -> int:
-        """The position of the most recently committed event of any user (0 when there is none)."""
+        """The position of the most recently committed event of any user (0 when there is none),
+        among those :meth:`events_after` may already return (see its visibility rule)."""
 
     async def stream_position(self, user_id: str, event_id: str) -> int | None:
         """The position of the user's event, or None when it does not exist (or is another's)."""
@@ -348,6 +349,11 @@ class Storage(Protocol):
         returned must get a position greater than every position that call could return, so a
         reader that keeps the last position it saw never skips an event (no gaps) and never sees
         one twice. A position never changes while its event exists.
+
+        Visibility: a backend may hold a committed event back while a transaction that could
+        still commit a smaller position is running (PostgreSQL: until the snapshot's xmin passes
+        it); it must return it once no such transaction remains. Readers therefore poll (or wait
+        for :meth:`listen_for_events`) rather than expect an event the instant its commit returns.
         """
 
     # == cross-process wake-ups ======================================================================
