@@ -81,6 +81,8 @@ def run_wrk(
             f"-t{threads}",
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",  # a slow answer is a latency to report, not an error
             "-s",
             str(LUA),
             url,

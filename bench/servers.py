@@ -186,7 +186,7 @@ def start_service(name: str, *, workers: int, workdir: Path, env: dict[str, str]
 
 
 NGINX_CONF = """\
-worker_processes {workers};
+{user}worker_processes {workers};
 daemon off;
 master_process on;
 error_log {dir}/error.log warn;
@@ -236,7 +236,10 @@ def start_nginx(*, workers: int, workdir: Path, responses: dict[str, bytes]) -> 
         (directory / "files" / name).write_bytes(body)
     port = free_port()
     conf = directory / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, dir=directory, port=port))
+    # As root, nginx's workers would run as "nobody", who cannot read the harness's private
+    # temporary directory: keep them as the user running the harness.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(user=user, workers=workers, dir=directory, port=port))
     return start_process(
         "nginx", [binary, "-p", str(directory), "-c", str(conf)], port=port, workdir=directory
     )
