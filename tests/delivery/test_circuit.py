@@ -18,7 +18,7 @@ async def test_the_circuit_opens_waits_without_spending_retries_then_probes_once
     receiver.script = always(Respond(503))
     overrides: dict[str, Any] = {
         "circuit_failure_threshold": 2,
-        "circuit_cooldown": 2.0,
+        "circuit_cooldown": 3.0,  # ample margin for the checks made while open
         "retry_schedule": "0.05,0.05,0.05,0.05,0.05",
     }
     async with pushing_app(tmp_path, receiver, **overrides) as p:

@@ -13,12 +13,12 @@ from triggers_api.storage.base import now_us
 
 async def test_acknowledging_cancels_pending_retries(tmp_path: Path, receiver: Receiver) -> None:
     receiver.script = always(Respond(503))
-    async with pushing_app(tmp_path, receiver, retry_schedule="0.3,0.3,0.3") as p:
+    async with pushing_app(tmp_path, receiver, retry_schedule="0.8,0.3,0.3") as p:
         event_id = await p.ingest()
         await p.wait_attempts(event_id, 1)
         assert (await p.client.delete(f"/v1/events/{event_id}", headers=p.auth)).status_code == 204
         assert await p.storage.next_delivery_due(now_us() + 10**9) is None  # nothing left to push
-        await asyncio.sleep(1.2)  # longer than the whole schedule: no retry may follow
+        await asyncio.sleep(2.0)  # longer than the whole schedule: no retry may follow
         assert receiver.ids() == [event_id]
         status = await p.status(event_id)
         assert status["status"] == "delivered" and status["acknowledged_at"] is not None
@@ -28,8 +28,8 @@ async def test_acknowledging_cancels_pending_retries(tmp_path: Path, receiver: R
 async def test_a_push_finishing_after_the_ack_does_not_resurrect_the_event(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver.script = always(Respond(200, b"taken", delay=0.6))
-    async with pushing_app(tmp_path, receiver) as p:
+    receiver.script = always(Respond(200, b"taken", delay=1.0))
+    async with pushing_app(tmp_path, receiver, delivery_timeout=3.0, lease_seconds=5.0) as p:
         event_id = await p.ingest()
         await receiver.wait_for(lambda r: len(r.requests) == 1)  # the push is in flight
         assert (await p.client.delete(f"/v1/events/{event_id}", headers=p.auth)).status_code == 204
