@@ -17,6 +17,11 @@ Same contract and semantics as :mod:`triggers_api.storage.sqlite`; what differs 
   in SQLite, whatever the database's default collation.
 * **Migrations** are numbered scripts recorded in ``schema_migrations``, applied under an
   advisory lock, so any number of processes may start (or run ``triggers-api migrate``) at once.
+* **Delivery claims** are ``FOR UPDATE SKIP LOCKED`` with leases: workers in any number of
+  processes take disjoint events without waiting for each other; a dead worker's leases expire.
+* **Stream positions** follow commit order across processes without a global lock: they are
+  built from the inserting transaction's id, and readers stop below their snapshot's ``xmin``.
+* **Wake-ups** cross processes with LISTEN/NOTIFY (:meth:`PostgresStorage.listen_for_events`).
 """
 
 from __future__ import annotations
@@ -392,6 +397,7 @@ class PostgresStorage:
         self._announce_users: set[str] = set()
         self._announce_wake: asyncio.Event | None = None
         self._announce_task: asyncio.Task[None] | None = None
+        self._own_pids: set[int] = set()  # backends this process notified from: its own news
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _server_settings(self) -> dict[str, str]:
@@ -502,8 +508,15 @@ class PostgresStorage:
                 yield conn
 
     async def ping(self) -> None:
+        """Bounded as a whole (connecting included): a health check must answer, not hang."""
+        try:
+            await asyncio.wait_for(self._ping(), timeout=5)
+        except TimeoutError as exc:
+            raise StorageError("database unavailable: no answer within 5 s") from exc
+
+    async def _ping(self) -> None:
         async with self._conn("database unavailable") as conn:
-            await conn.fetchval("SELECT 1 FROM schema_migrations LIMIT 1", timeout=5)
+            await conn.fetchval("SELECT 1 FROM schema_migrations LIMIT 1")
 
     # -- the group-commit writers -------------------------------------------------------------------
     async def _write_loop(self) -> None:
@@ -851,6 +864,9 @@ class PostgresStorage:
         try:
             async with self._conn("notify failed") as conn:
                 await conn.execute("SELECT pg_notify($1, $2)", self.channel, payload)
+                if len(self._own_pids) > 1000:  # pids of long-closed connections
+                    self._own_pids.clear()
+                self._own_pids.add(conn.get_server_pid())
         except StorageError as exc:
             log.warning("notify_failed", backend="postgresql", error=str(exc))
 
@@ -862,6 +878,8 @@ class PostgresStorage:
                 log.exception("events_listener_failed", backend="postgresql")
 
     def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        if pid in self._own_pids:
+            return  # this process's own commit: its hooks were told directly, at commit time
         users: frozenset[str] | None = None
         if isinstance(payload, str) and payload != "*":
             try:
