@@ -171,6 +171,10 @@ async def sse_body(
         last_sent = loop.time()
         while not hub.closing.is_set():
             signal.clear()
+            # Every event up to the head read *before* the query is visible to the query, so
+            # when the page is not full the stream may skip to that head: a quiet user's stream
+            # then never rescans the other users' rows it already passed.
+            head = await storage.stream_head()
             items = await storage.events_after(user_id, position, event_type, PAGE)
             if items:
                 position = items[-1].position
@@ -178,6 +182,7 @@ async def sse_body(
                 last_sent = loop.time()
                 if len(items) == PAGE:
                     continue  # catching up: read on without waiting
+            position = max(position, head)
             idle = loop.time() - last_sent
             if idle >= heartbeat:
                 yield b": heartbeat\n\n"

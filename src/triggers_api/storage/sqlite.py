@@ -765,8 +765,9 @@ class SQLiteStorage:
     # == delivery ====================================================================================
     # See the Protocol's docstrings for the semantics. Stream positions are SQLite rowids: the one
     # writer takes the database lock per transaction and a new row gets max(rowid) + 1, so rowid
-    # order is commit order. (VACUUM may renumber rowids of this table; never VACUUM while streams
-    # are connected.)
+    # order is commit order. (VACUUM may renumber rowids of this table, and deleting the newest
+    # row lets its rowid be reused, which retention does only once *every* event has expired;
+    # either may make a stream connected across it miss events.)
     async def claim_due_events(
         self, lease_token: str, now_us: int, lease_until_us: int, limit: int
     ) -> list[DeliveryClaim]:
