@@ -42,13 +42,15 @@ MINUTE_US = 60_000_000
 
 
 class IngestLatencies:
-    """The last hour of commit latencies per user (bounded), for the dashboard's p95.
+    """Recent commit latencies per user, for the dashboard's p95 over the last hour.
 
-    Kept in this process's memory: a restart forgets it, and each API process knows its own
-    requests. Good enough for a dashboard figure; Prometheus has the fleet-wide histogram.
+    Bounded: each user's most recent ``per_user`` ingest requests, for at most ``max_users``
+    users (a few MB at worst). Kept in this process's memory: a restart forgets it, and each API
+    process knows its own requests. Good enough for a dashboard figure; Prometheus has the
+    fleet-wide histogram (``triggers_ingest_commit_seconds``).
     """
 
-    def __init__(self, per_user: int = 2048, max_users: int = 10_000) -> None:
+    def __init__(self, per_user: int = 256, max_users: int = 2_000) -> None:
         self.per_user = per_user
         self.max_users = max_users
         self._samples: dict[str, deque[tuple[float, float]]] = {}
@@ -235,7 +237,7 @@ class MetricsSummary(BaseModel):
     queue_depth: int
     dead_letter_depth: int
     ingest_latency_p95_ms: float | None = Field(
-        description="p95 of ingest commit latency over the last hour, as seen by this API process"
+        description="p95 ingest commit latency of your recent requests (last hour, this API process)"
     )
     circuit: dict[str, Any] | None = Field(description="The in-process push worker's circuit breaker, if any")
 

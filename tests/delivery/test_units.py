@@ -15,6 +15,7 @@ from triggers_api.delivery.breaker import CircuitBreaker, CircuitState
 from triggers_api.delivery.push import Verdict, classify_status
 from triggers_api.delivery.schedule import MAX_RETRY_AFTER, RetrySchedule, parse_retry_after
 from triggers_api.delivery.signing import Signer
+from triggers_api.metrics import IngestLatencies
 
 
 def test_the_schedule_gives_one_delay_per_retry_then_gives_up() -> None:
@@ -154,3 +155,16 @@ def test_delivery_settings_are_validated() -> None:
     for values in bad:
         with pytest.raises(ValidationError):
             Settings(**values)  # type: ignore[arg-type]
+
+
+def test_per_user_ingest_latencies_are_bounded_and_windowed() -> None:
+    latencies = IngestLatencies(per_user=10, max_users=2)
+    for i in range(20):
+        latencies.add("a", i / 1000, at=100 + i)
+    assert latencies.p95("a", since=0) == 0.019  # only the 10 most recent are kept
+    assert latencies.p95("a", since=117) == 0.019
+    assert latencies.p95("a", since=200) is None  # nothing in the window
+    latencies.add("b", 0.5, at=1)
+    latencies.add("c", 0.25, at=1)  # a third user: the longest-known one is forgotten
+    assert latencies.p95("a", since=0) is None
+    assert latencies.p95("b", since=0) == 0.5 and latencies.p95("c", since=0) == 0.25
