@@ -47,10 +47,6 @@ EVENT = {
 }
 TARGETS = ("ours", "ours-pg", "nginx", "raw", "fastapi", "baseline")
 ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
-#: Pushes in flight for the delivery row (the default, 8, is sized for a remote engine; on
-#: loopback each push takes well under a millisecond and 8 in flight would measure the
-#: round trips, not the worker).
-DELIVERY_CONCURRENCY = 64
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -319,8 +315,7 @@ def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell
     worker_env = {
         **env,
         "TRIGGERS_WORKFLOW_URL": f"{receiver.url}/hook",
-        "TRIGGERS_LOG_LEVEL": "WARNING",
-        "TRIGGERS_DELIVERY_CONCURRENCY": str(DELIVERY_CONCURRENCY),
+        "TRIGGERS_LOG_LEVEL": "WARNING",  # the default settings otherwise (8 pushes in flight)
     }
     with open(workdir / "worker.log", "ab") as log:
         worker = subprocess.Popen(
