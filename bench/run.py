@@ -41,9 +41,16 @@ from bench.load import Load, LoadResult, run_paced, run_wrk, wrk_binary
 from bench.report import Cell, render_table
 from bench.servers import Server, nginx_binary, start_nginx, start_service, start_uvicorn_app, triggers_cli
 
+#: 147 bytes of JSON, the size the issue's own measurements used.
 EVENT = {
-    "event_type": "user.created",
-    "payload": {"user_id": "usr_12345", "email": "jane@example.com", "plan": "pro", "tags": ["a", "b"]},
+    "event_type": "order.completed",
+    "payload": {
+        "order_id": "ord_8f14e",
+        "user_id": "usr_12345",
+        "email": "jane@example.com",
+        "amount": 42.5,
+        "currency": "EUR",
+    },
 }
 TARGETS = ("ours", "ours-pg", "nginx", "raw", "fastapi", "baseline")
 ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
