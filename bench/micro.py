@@ -23,7 +23,9 @@ from typing import Any
 import orjson
 
 
-async def drive(row: str, total: int, concurrency: int, workdir: Path) -> tuple[float, float]:
+async def drive(
+    row: str, total: int, concurrency: int, workdir: Path, no_storage: bool = False
+) -> tuple[float, float]:
     from triggers_api.app import create_app
     from triggers_api.config import Settings
     from triggers_api.keys.service import create_key
@@ -51,6 +53,13 @@ async def drive(row: str, total: int, concurrency: int, workdir: Path) -> tuple[
             expires_us=None,
         )
         key = created.api_key.encode()
+        if no_storage:  # the handler's own cost: inserts answer at once, nothing is stored
+            from triggers_api.storage.base import StoreOutcome
+
+            async def stored(events: Any, audit: Any, idempotency: Any = None) -> StoreOutcome:
+                return StoreOutcome(stored=True, events=list(events))
+
+            app.state.services.storage.insert_events = stored
         method, path, body, query = {
             "ingest": ("POST", "/v1/events", event, b""),
             "batch": ("POST", "/v1/events/batch", batch, b""),
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row", choices=("ingest", "batch", "inbox"), default="ingest")
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--no-storage", action="store_true", help="inserts answer at once (handler cost)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="triggers-micro-") as tmp:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -131,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             import uvloop
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                cpu_us, rate = runner.run(drive(args.row, args.n, args.concurrency, Path(tmp)))
+                cpu_us, rate = runner.run(
+                    drive(args.row, args.n, args.concurrency, Path(tmp), args.no_storage)
+                )
         finally:
             os.dup2(saved, 2)
     sys.stdout.write(

@@ -17,6 +17,7 @@ Cell = Union[LoadResult, str]  # noqa: UP007 - a runtime alias, evaluated on 3.1
 CEILINGS = ("nginx", "raw", "fastapi", "baseline")
 HEADINGS = {
     "ours": "ours",
+    "ours-1": "ours, 1 proc",
     "ours-pg": "ours (PG)",
     "nginx": "nginx",
     "raw": "raw ASGI",
@@ -104,7 +105,7 @@ def _ratio(ours: float, other: float) -> str:
 
 
 def render_table(results: dict[str, TargetResult], options: Options, machine: str, elapsed: float) -> str:
-    present = [t for t in ("ours", "ours-pg", *CEILINGS) if t in results]
+    present = [t for t in ("ours", "ours-1", "ours-pg", *CEILINGS) if t in results]
     ceilings = [t for t in CEILINGS if t in results]
     has_pg = "ours-pg" in results and not results["ours-pg"].note
     header = (
@@ -153,10 +154,11 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
             line.append("yes" if row.passes(ours, values) else "NO")
         lines.append(line)
     rss = results["ours"].peak_rss if "ours" in results else 0
-    rss_line = ["peak RSS of the service, MB", f"{rss / 2**20:,.0f}" if rss else "n/a"]
-    rss_line += ["-"] * (len(present) - 1) + [""] * len(ceilings) + ([""] if has_pg else [])
-    if has_pg:
-        rss_line[2] = f"{results['ours-pg'].peak_rss / 2**20:,.0f}"
+    rss_line = ["peak RSS of the service, MB"]
+    for target in present:
+        peak = results[target].peak_rss
+        rss_line.append(f"{peak / 2**20:,.0f}" if peak else ("n/a" if target.startswith("ours") else "-"))
+    rss_line += [""] * len(ceilings) + ([""] if has_pg else [])
     rss_line += ["<= 200 MB", ("yes" if rss <= 200 * 2**20 else "NO") if rss else ""]
     lines.append(rss_line)
 

@@ -52,7 +52,7 @@ EVENT = {
         "currency": "EUR",
     },
 }
-TARGETS = ("ours", "ours-pg", "nginx", "raw", "fastapi", "baseline")
+TARGETS = ("ours", "ours-1", "ours-pg", "nginx", "raw", "fastapi", "baseline")
 ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
@@ -217,13 +217,15 @@ class Runner:
         rate = previous.rate if previous else 10_000
         return int(min(300_000, max(10_000, rate * (self.o.duration + self.o.warmup + 2) * 2)))
 
-    def measure(self, server: Server, api_key: str, *, stores: bool) -> TargetResult:
-        """Every HTTP row against one running target."""
+    def measure(
+        self, server: Server, api_key: str, *, stores: bool, rows: tuple[str, ...] | None = None
+    ) -> TargetResult:
+        """Every HTTP row (of ``rows``, default the options') against one running target."""
         result = TargetResult()
         url, f = server.url, self.files
         single = Load("POST", "/v1/events", body_file=f.event)
         cells = result.cells
-        rows = self.o.rows
+        rows = rows or self.o.rows
         if "ingest" in rows:
             cells["ingest"] = self.saturate(server, single, api_key)
         if "paced" in rows:
@@ -287,18 +289,26 @@ def service_env(workdir: Path, database_url: str, schema: str | None = None) -> 
     return env
 
 
-def run_service(runner: Runner, name: str, env: dict[str, str], workdir: Path) -> TargetResult:
+def run_service(
+    runner: Runner,
+    name: str,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    workers: int | None = None,
+    rows: tuple[str, ...] | None = None,
+) -> TargetResult:
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run([*triggers_cli(), "migrate"], env={**os.environ, **env}, cwd=workdir, check=True)
     api_key = _create_key(env, workdir)
-    server = start_service(name, workers=runner.o.workers, workdir=workdir, env=env)
+    server = start_service(name, workers=workers or runner.o.workers, workdir=workdir, env=env)
     server.watch()
     try:
-        result = runner.measure(server, api_key, stores=True)
+        result = runner.measure(server, api_key, stores=True, rows=rows)
     finally:
         server.stop()
     result.peak_rss = server.peak_rss
-    if "delivery" in runner.o.rows:
+    if "delivery" in (rows or runner.o.rows):
         result.cells["delivery"] = measure_delivery(runner, env, workdir)
     return result
 
@@ -446,6 +456,7 @@ def run_all(options: Options) -> dict[str, TargetResult]:
                 service_env(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'bench.db'}"),
                 workdir / "ours",
             ),
+            "ours-1": lambda: _run_one_process(runner, workdir / "ours-1"),
             "ours-pg": lambda: _run_postgres(runner, workdir / "ours-pg"),
             "nginx": lambda: _run_nginx_if_present(runner, workdir),
             "raw": lambda: run_ceiling(runner, "raw", workdir),
@@ -476,6 +487,15 @@ def _run_nginx_if_present(runner: Runner, workdir: Path) -> TargetResult:
     if nginx_binary() is None or not runner.use_wrk:
         return skipped("nginx or wrk not installed (make bench installs them)")
     return run_nginx(runner, workdir)
+
+
+def _run_one_process(runner: Runner, workdir: Path) -> TargetResult:
+    """The service with one API process, for the memory target: a few rows and its peak RSS."""
+    if runner.o.workers == 1:
+        return skipped("the same as ours (--workers 1)")
+    rows = tuple(r for r in runner.o.rows if r in ("ingest", "paced", "batch"))
+    env = service_env(workdir, f"sqlite:///{workdir / 'bench.db'}")
+    return run_service(runner, "ours-1", env, workdir, workers=1, rows=rows)
 
 
 def _run_postgres(runner: Runner, workdir: Path) -> TargetResult:
