@@ -133,6 +133,10 @@ class Receiver:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await self._serve_one(reader, writer):
+            pass  # keep-alive: the next request on the same connection
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
@@ -148,18 +152,19 @@ class Receiver:
         self.requests.append(request)
         self._arrival.set()
         if isinstance(action, Drop):
-            return
+            return False
         if isinstance(action, Hang):
             await asyncio.sleep(action.seconds)
-            return
+            return False
         if action.delay:
             await asyncio.sleep(action.delay)
         extra = "".join(f"{k}: {v}\r\n" for k, v in action.headers.items())
         writer.write(
             f"HTTP/1.1 {action.status} Scripted\r\nContent-Length: {len(action.body)}\r\n"
-            f"Content-Type: text/plain\r\nConnection: close\r\n{extra}\r\n".encode("latin-1")
+            f"Content-Type: text/plain\r\n{extra}\r\n".encode("latin-1")
             + action.body
         )
         await writer.drain()
         self.answered.append((request, action.status, time.monotonic()))
         self._arrival.set()
+        return True
