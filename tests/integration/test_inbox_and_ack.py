@@ -85,6 +85,8 @@ async def test_inbox_filters_by_type_status_and_inclusive_time(
         "event_type=bad%20type",
         "offset=garbage",
         "offset=" + base64.urlsafe_b64encode(b"i1:99:not-a-uuid").decode(),
+        "offset="
+        + base64.urlsafe_b64encode(b"i1:9999999999999999999:01a220b8-386f-7717-9025-a6db3f5991bb").decode(),
     ],
 )
 async def test_bad_inbox_parameters_are_400(

@@ -43,7 +43,10 @@ def decode_cursor(kind: str, cursor: str | None, field: str = "offset") -> tuple
     match = _CURSOR.match(raw)
     if match is None or match["kind"] != kind:
         raise bad
-    return int(match["ts"]), match["id"]
+    ts = int(match["ts"])
+    if ts >= 2**63:  # larger than any stored time, and than a 64-bit database integer
+        raise bad
+    return ts, match["id"]
 
 
 def parse_timestamp(value: str | None, field: str) -> int | None:
