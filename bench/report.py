@@ -17,7 +17,7 @@ Cell = Union[LoadResult, str]  # noqa: UP007 - a runtime alias, evaluated on 3.1
 CEILINGS = ("nginx", "raw", "fastapi", "baseline")
 HEADINGS = {
     "ours": "ours",
-    "ours-1": "ours, 1 proc",
+    "ours-alt": "ours, other N",
     "ours-pg": "ours (PG)",
     "nginx": "nginx",
     "raw": "raw ASGI",
@@ -91,6 +91,11 @@ ROWS = (
 )
 
 
+def other_process_count(workers: int) -> int:
+    """The process count of the "ours, N procs" column: 2 when the run measures 1, else 1."""
+    return 2 if workers == 1 else 1
+
+
 def _fmt_value(value: float, unit: str) -> str:
     if unit == "rate":
         return f"{value:,.0f}"
@@ -105,13 +110,15 @@ def _ratio(ours: float, other: float) -> str:
 
 
 def render_table(results: dict[str, TargetResult], options: Options, machine: str, elapsed: float) -> str:
-    present = [t for t in ("ours", "ours-1", "ours-pg", *CEILINGS) if t in results]
+    present = [t for t in ("ours", "ours-alt", "ours-pg", *CEILINGS) if t in results]
     ceilings = [t for t in CEILINGS if t in results]
     has_pg = "ours-pg" in results and not results["ours-pg"].note
+    other = other_process_count(options.workers)
+    headings = {**HEADINGS, "ours-alt": f"ours, {other} proc{'s' if other > 1 else ''}"}
     header = (
         ["metric"]
-        + [HEADINGS[t] for t in present]
-        + [f"ours/{HEADINGS[t]}" for t in ceilings]
+        + [headings[t] for t in present]
+        + [f"ours/{headings[t]}" for t in ceilings]
         + (["PG/ours"] if has_pg else [])
         + ["target", "met"]
     )
@@ -129,14 +136,14 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
                 if cell.errors:
                     text += "!"
                     note = (
-                        f"{HEADINGS[target]} {row.cell}: {cell.errors:,} of {cell.requests:,} requests failed"
+                        f"{headings[target]} {row.cell}: {cell.errors:,} of {cell.requests:,} requests failed"
                     )
                     if note not in notes:
                         notes.append(note)
                 line.append(text)
             elif isinstance(cell, str):
                 line.append("n/a")
-                note = f"{HEADINGS[target]} {row.cell}: {cell}"
+                note = f"{headings[target]} {row.cell}: {cell}"
                 if note not in notes:
                     notes.append(note)
             else:
@@ -182,13 +189,13 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         rule,
         *(fmt(line) for line in lines),
     ]
-    skipped = [f"{HEADINGS[t]}: {results[t].note}" for t in present if results[t].note]
+    skipped = [f"{headings[t]}: {results[t].note}" for t in present if results[t].note]
     if skipped or notes:
         out.append("")
     out += [f"* {s}" for s in skipped]
     out += [
         f"* {n}"
         for n in notes
-        if not any(n.startswith(HEADINGS[t] + " ") for t in present if results[t].note)
+        if not any(n.startswith(headings[t] + " ") for t in present if results[t].note)
     ]
     return "\n".join(out)
