@@ -184,11 +184,15 @@ def _audit(row: tuple[Any, ...]) -> AuditRecord:
 
 
 class _Rows:
-    """Plain inserts (no idempotency check) that may share statements with the group's others."""
+    """Plain inserts (no idempotency check) that may share statements with the group's others.
+
+    Values come flat (row after row), built on the event loop's thread where the records are
+    read anyway, so the writer only concatenates lists while it holds the GIL.
+    """
 
     __slots__ = ("audit", "events", "outcome")
 
-    def __init__(self, events: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], outcome: Any) -> None:
+    def __init__(self, events: list[Any], audit: list[Any], outcome: Any) -> None:
         self.events = events
         self.audit = audit
         self.outcome = outcome
@@ -210,24 +214,29 @@ class _Write:
         self.error: BaseException | None = None
 
 
-#: Multi-row INSERT chunk sizes: powers of two, so a handful of cached statements cover any group.
-_CHUNKS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+#: Rows per multi-row INSERT at most (12 columns x 256 rows stays far below SQLite's 32,766
+#: parameters); one statement per table for any group up to that size.
+_MAX_ROWS = 256
+_INSERT_SQL: dict[tuple[str, int], str] = {}
 
 
-def _insert_many(
-    conn: sqlite3.Connection, table: str, columns: str, width: int, rows: list[tuple[Any, ...]]
-) -> None:
-    """Insert ``rows`` with few multi-row statements: each ``execute`` takes the GIL back once,
-    where ``executemany`` takes it back per row (and waits for the event loop thread each time)."""
+def _insert_many(conn: sqlite3.Connection, table: str, columns: str, width: int, values: list[Any]) -> None:
+    """Insert rows given as flat ``values`` (``width`` per row) with as few statements as possible.
+
+    Each ``execute`` is one ``sqlite3_step``, so one GIL round trip, where ``executemany`` takes
+    the GIL back for every row (each time waiting for the busy event-loop thread). Statements of
+    each size are built once and stay in the connection's statement cache.
+    """
+    rows = len(values) // width
     start = 0
-    placeholder = "(" + ",".join("?" * width) + ")"
-    while start < len(rows):
-        size = next(c for c in _CHUNKS if c <= len(rows) - start)
-        chunk = rows[start : start + size]
-        conn.execute(
-            f"INSERT INTO {table} ({columns}) VALUES " + ",".join([placeholder] * size),
-            [value for row in chunk for value in row],
-        )
+    while start < rows:
+        size = min(_MAX_ROWS, rows - start)
+        sql = _INSERT_SQL.get((table, size))
+        if sql is None:
+            placeholder = "(" + ",".join("?" * width) + ")"
+            sql = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([placeholder] * size)
+            _INSERT_SQL[(table, size)] = sql
+        conn.execute(sql, values if size == rows else values[start * width : (start + size) * width])
         start += size
 
 
@@ -263,7 +272,13 @@ class SQLiteStorage:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30,
+            cached_statements=512,  # _insert_many's statements of each group size
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before its waiters wake
         conn.execute("PRAGMA busy_timeout=30000")
@@ -449,8 +464,15 @@ class SQLiteStorage:
         (a UUIDv7 key makes that all but impossible) the caller rolls the transaction back and
         runs every write on its own.
         """
-        _insert_many(conn, "events", EVENT_COLUMNS, 12, [r for _, rows in merged for r in rows.events])
-        _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, [r for _, rows in merged for r in rows.audit])
+        if len(merged) == 1:
+            events, audit = merged[0][1].events, merged[0][1].audit
+        else:
+            events, audit = [], []
+            for _, rows in merged:
+                events += rows.events
+                audit += rows.audit
+        _insert_many(conn, "events", EVENT_COLUMNS, 12, events)
+        _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit)
         for w, rows in merged:
             w.result = rows.outcome
 
@@ -504,8 +526,9 @@ class SQLiteStorage:
         audit: Sequence[AuditRecord],
         idempotency: IdempotencyRecord | None = None,
     ) -> StoreOutcome:
-        event_rows = [
-            (
+        event_rows: list[Any] = []
+        for e in events:
+            event_rows += (
                 e.event_id,
                 e.user_id,
                 e.event_type,
@@ -519,9 +542,9 @@ class SQLiteStorage:
                 e.delivered_us,
                 e.acknowledged_us,
             )
-            for e in events
-        ]
-        audit_rows = [_audit_row(a) for a in audit]
+        audit_rows: list[Any] = []
+        for a in audit:
+            audit_rows += _audit_row(a)
 
         def write(conn: sqlite3.Connection) -> StoreOutcome:
             if idempotency is not None:
