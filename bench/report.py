@@ -183,7 +183,7 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         f"{options.workers} uvicorn worker(s) per Python target, nginx {options.workers} worker(s); "
         f"saturation rows: {generator} -c{options.connections}, {options.duration:g} s after "
         f"{options.warmup:g} s warm-up; fixed-rate row: bench.paced, {options.rate:,.0f} req/s offered, open loop; "
-        f"whole run {elapsed:.0f} s",
+        f"{f'best of {options.repeat} per row; ' if options.repeat > 1 else ''}whole run {elapsed:.0f} s",
         "",
         fmt(header),
         rule,

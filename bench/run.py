@@ -68,6 +68,7 @@ class Options:
     workers: int = 1
     connections: int = 50
     rate: float = 5000.0
+    repeat: int = 1  # measurements per row, the best kept (not for acknowledgements)
     smoke: bool = False
     targets: tuple[str, ...] = TARGETS
     rows: tuple[str, ...] = ROWS
@@ -185,10 +186,15 @@ class Runner:
         if self.o.warmup > 0:
             warm = Load(load.method, load.path, load.body_file, load.warmup_paths_file or load.paths_file)
             self._saturate(server.url, warm, api_key, self.o.warmup)
-        cpu = server.cpu_seconds()
-        result = self._saturate(server.url, load, api_key, self.o.duration)
-        result.server_cpu = server.cpu_seconds() - cpu
-        return result
+        best: LoadResult | None = None
+        for _ in range(1 if load.paths_file else self.o.repeat):  # ids are acknowledged once
+            cpu = server.cpu_seconds()
+            result = self._saturate(server.url, load, api_key, self.o.duration)
+            result.server_cpu = server.cpu_seconds() - cpu
+            if best is None or result.rate > best.rate:  # noise on a shared box only slows
+                best = result
+        assert best is not None
+        return best
 
     def _saturate(self, url: str, load: Load, api_key: str, duration: float) -> LoadResult:
         if self.use_wrk:
@@ -200,15 +206,21 @@ class Runner:
         )
 
     def paced(self, url: str, load: Load, api_key: str) -> LoadResult:
-        return run_paced(
-            url,
-            load,
-            api_key=api_key,
-            rate=self.o.rate,
-            duration=self.o.duration,
-            warmup=self.o.warmup,
-            connections=self.o.connections,
-        )
+        best: LoadResult | None = None
+        for _ in range(self.o.repeat):
+            result = run_paced(
+                url,
+                load,
+                api_key=api_key,
+                rate=self.o.rate,
+                duration=self.o.duration,
+                warmup=self.o.warmup,
+                connections=self.o.connections,
+            )
+            if best is None or result.p95_ms < best.p95_ms:
+                best = result
+        assert best is not None
+        return best
 
     def ack_ids_needed(self, previous: LoadResult | None) -> int:
         """Enough distinct ids for the ack run at the rate the target showed, with room to spare."""
@@ -534,6 +546,12 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)))
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rate", type=float, default=5000.0, help="offered rate of the paced row")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=int(os.environ.get("BENCH_REPEAT", 1)),
+        help="measure each row N times and keep the best (other work on the machine only slows)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a second of load, venv-only tools")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"subset of {','.join(TARGETS)}")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"subset of {','.join(ROWS)}")
@@ -551,6 +569,7 @@ def parse_args(argv: list[str] | None) -> Options:
         workers=args.workers,
         connections=args.connections,
         rate=args.rate,
+        repeat=max(1, args.repeat),
         smoke=args.smoke,
         targets=targets,
         rows=rows,
@@ -563,6 +582,7 @@ def parse_args(argv: list[str] | None) -> Options:
         options.warmup = min(options.warmup, 0.2)
         options.rate = min(options.rate, 200.0)
         options.connections = min(options.connections, 4)
+        options.repeat = 1
     return options
 
 
