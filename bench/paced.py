@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 class PacedResult:
     requests: int  # recorded (after warmup)
     seconds: float  # the recorded window
-    errors: int  # non-2xx answers and failed connections (recorded window)
+    errors: int  # non-2xx answers, failed connections and unanswered requests (recorded window)
+    abandoned: int  # of those, requests never sent because the server had fallen too far behind
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -128,9 +129,13 @@ async def generate(
     start = clock() + 0.05
     record_from = start + warmup
     end = start + warmup + duration
+    # Bounded even against a server far slower than the offered rate: after this, requests
+    # still waiting to be sent are counted as unanswered (with their lag so far as latency).
+    give_up = end + max(5.0, duration)
+    abandoned = 0
 
     async def one(index: int) -> None:
-        nonlocal errors, counter
+        nonlocal errors, counter, abandoned
         conn: _Connection | None = None
         k = 0
         while True:
@@ -139,6 +144,12 @@ async def generate(
                 k += 1
                 if intended >= end:
                     return
+                if clock() > give_up:  # far behind schedule: what is left counts as unanswered
+                    if intended >= record_from:
+                        latencies.append(give_up - intended)  # a lower bound
+                        errors += 1
+                        abandoned += 1
+                    continue
                 delay = intended - clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -151,9 +162,11 @@ async def generate(
             try:
                 if conn is None or conn.closed:
                     _, conn = await loop.create_connection(_Connection, host, port)
-                status = await conn.exchange(request)
+                status = await asyncio.wait_for(conn.exchange(request), max(0.001, give_up - clock()))
                 failed = not 200 <= status < 300
-            except (OSError, ConnectionError, ValueError):
+            except (OSError, ConnectionError, ValueError, TimeoutError):
+                if conn is not None and conn.transport is not None:
+                    conn.transport.close()
                 conn, failed = None, True
             if intended >= record_from:
                 latencies.append(clock() - intended)
@@ -167,6 +180,7 @@ async def generate(
         requests=recorded,
         seconds=duration,
         errors=errors,
+        abandoned=abandoned,
         p50_ms=percentile(latencies, 50) * 1000,
         p95_ms=percentile(latencies, 95) * 1000,
         p99_ms=percentile(latencies, 99) * 1000,

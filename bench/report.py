@@ -135,9 +135,7 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
                 text = row.text(cell) if row.text else _fmt_value(values[target], row.unit)
                 if cell.errors:
                     text += "!"
-                    note = (
-                        f"{headings[target]} {row.cell}: {cell.errors:,} of {cell.requests:,} requests failed"
-                    )
+                    note = f"{headings[target]} {row.cell}: {cell.errors:,} of {cell.requests:,} requests failed or went unanswered"
                     if note not in notes:
                         notes.append(note)
                 line.append(text)
