@@ -2,13 +2,16 @@
 
 At-least-once, nothing lost, nothing stuck:
 
-- **Claiming** takes only as many events as there are free slots (``delivery_concurrency``), each
-  under a lease (``lease_seconds``, the visibility timeout). A worker that dies mid-push simply
+- **Claiming** takes a few batches' worth of events ahead (``PREFETCH`` x ``delivery_concurrency``)
+  in one storage round trip, each under a lease (``lease_seconds``, the visibility timeout); at most
+  ``delivery_concurrency`` pushes are in flight, and a claimed event whose lease would not outlive
+  its push (``delivery_timeout``) is handed back unpushed. A worker that dies mid-push simply
   stops renewing nothing: its leases expire and any worker claims those events again.
 - **Waking**: the ingestion hook and replays wake the worker at once; otherwise it sleeps until
   the next due retry, at most ``delivery_poll_interval`` (events stored by another process).
-- **Outcomes** are recorded in one storage transaction per attempt (history row, counters, new
-  status, audit record). A success applies whatever the lease; a retry or a dead letter only
+- **Outcomes** (history row, counters, new status, audit record) are recorded in batches: the
+  outcomes decided in one event-loop turn go to ``Storage.record_attempts`` together, and the push
+  slot is free while its record commits (a commit costs far more than a loopback push). A success applies whatever the lease; a retry or a dead letter only
   while this worker still holds the lease; nothing applies to an acknowledged event, so an
   acknowledgement cancels pending retries and a push finishing after it resurrects nothing.
 - **Circuit breaker**: while open, nothing is claimed, so waiting events spend no retries.
@@ -24,6 +27,7 @@ import itertools
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import httpx
@@ -39,6 +43,7 @@ from triggers_api.events.service import new_log_id
 from triggers_api.metrics import Metrics
 from triggers_api.storage.base import (
     AttemptOutcome,
+    AttemptRecord,
     AuditRecord,
     DeliveryAttempt,
     DeliveryClaim,
@@ -48,6 +53,57 @@ from triggers_api.storage.base import (
 )
 
 log = structlog.get_logger(__name__)
+
+#: Claimed events held per push slot: one claim (a storage write) feeds several rounds of pushes.
+PREFETCH = 8
+#: Pushes whose outcome is still being recorded, per push slot, before claiming pauses.
+RECORDING_PER_SLOT = 16
+
+
+class _Recorder:
+    """Batches attempt records: everything recorded in one event-loop turn is one storage call.
+
+    The write runs in its own task, so a push cancelled at shutdown never loses a decided outcome.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._pending: list[tuple[AttemptRecord, asyncio.Future[bool]]] = []
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def record(self, record: AttemptRecord) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((record, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.create_task(self._write(batch))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write(self, batch: list[tuple[AttemptRecord, asyncio.Future[bool]]]) -> None:
+        try:
+            applied = await self.storage.record_attempts([record for record, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # marked retrieved: a cancelled waiter must not warn
+            return
+        for (_, future), done in zip(batch, applied, strict=True):
+            if not future.done():
+                future.set_result(done)
+
+    async def drain(self) -> None:
+        """Wait for every record handed over so far to be written (or to fail)."""
+        self._flush()
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
 
 def build_client(settings: Settings) -> httpx.AsyncClient:
@@ -90,6 +146,11 @@ class DeliveryWorker:
         self._pusher: Pusher | None = None
         self._on_dead_letter = on_dead_letter
         self._inflight: dict[asyncio.Task[None], DeliveryClaim] = {}
+        self._claimed: deque[DeliveryClaim] = deque()  # leased, push not started yet
+        self._pushing = 0  # pushes whose HTTP request is under way
+        self._recorder = _Recorder(storage)
+        # a claim with less lease left than this is not pushed (capped so a fresh one always is)
+        self.stale_us = min(int(settings.delivery_timeout * 1_000_000), self.lease_us // 2)
         self._wake = asyncio.Event()
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
@@ -124,6 +185,10 @@ class DeliveryWorker:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._claimed:  # never started: hand them back first, so another worker takes them now
+            waiting = list(self._claimed)
+            self._claimed.clear()
+            await self._release(waiting, now_us())
         unfinished: list[DeliveryClaim] = []
         if self._inflight:
             tasks = dict(self._inflight)
@@ -132,6 +197,7 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._recorder.drain()
         if unfinished:
             await self._release(unfinished, now_us())
         if self._client is not None and self._own_client:
@@ -152,12 +218,12 @@ class DeliveryWorker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._inflight)
+        return len(self._inflight) + len(self._claimed)
 
     def snapshot(self) -> dict[str, object]:
         return {
             "worker": "running" if self._claiming else "stopping",
-            "in_flight": len(self._inflight),
+            "in_flight": self.in_flight,
             "circuit": self.breaker.snapshot(),
         }
 
@@ -179,30 +245,65 @@ class DeliveryWorker:
                 continue  # maybe more is due: claim again while slots are free
             await self._idle()
 
-    async def _claim(self) -> tuple[int, int]:
-        slots = self.concurrency - len(self._inflight)
+    def _wanted(self) -> int:
+        """How many events to claim now: enough to keep every push slot busy for ``PREFETCH``
+        rounds, none while the circuit holds requests back or too many records are pending."""
+        self._start_pushes()
+        if len(self._inflight) >= self.concurrency * RECORDING_PER_SLOT:
+            return 0
         allowance = self.breaker.allowance()
-        wanted = slots if allowance is None else min(slots, allowance)
+        if allowance is not None:  # open or half-open: only what may be sent at once
+            return min(allowance, self.concurrency - self._pushing) - len(self._claimed)
+        held = self._pushing + len(self._claimed)
+        if held > self.concurrency * (PREFETCH // 2):
+            return 0  # enough in hand: claim again in larger batches
+        return self.concurrency * PREFETCH - held
+
+    async def _claim(self) -> tuple[int, int]:
+        wanted = self._wanted()
         if wanted <= 0:
             return 0, 0
         now = now_us()
         token = f"{self.worker_id}/{next(self._tokens)}"
         claims = await self.storage.claim_due_events(token, now, now + self.lease_us, wanted)
-        for claim in claims:
+        self._claimed.extend(claims)
+        self._start_pushes()
+        return len(claims), wanted
+
+    def _start_pushes(self) -> None:
+        """Start pushes for claimed events while slots are free. An event whose lease would run
+        out before its push could is handed back instead (another claim will take it)."""
+        stale: list[DeliveryClaim] = []
+        now = now_us()
+        while self._claimed and self._pushing < self.concurrency:
+            claim = self._claimed.popleft()
+            if claim.lease_until_us - now < self.stale_us:
+                stale.append(claim)
+                continue
+            self._pushing += 1
             task = asyncio.create_task(self._deliver(claim))
             self._inflight[task] = claim
             task.add_done_callback(self._finished)
-        return len(claims), wanted
+        if stale:
+            task = asyncio.create_task(self._release(stale, now))
+            self._inflight[task] = stale[0]
+            task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery_task_crashed", worker_id=self.worker_id, error=repr(task.exception()))
+        self._wake.set()
+
+    def _push_done(self) -> None:
+        self._pushing -= 1
+        if self._claimed and self._claiming:
+            self._start_pushes()
         self._wake.set()  # a slot is free
 
     async def _idle(self) -> None:
         timeout = self.settings.delivery_poll_interval
-        if len(self._inflight) >= self.concurrency:
+        if self._pushing >= self.concurrency or self._claimed:
             pass  # the next finished push wakes us
         elif self.breaker.allowance() == 0:
             reopens = self.breaker.reopens_in()
@@ -227,6 +328,7 @@ class DeliveryWorker:
         event = claim.event
         if not self.breaker.before_request():
             # the circuit opened after this event was claimed: hand it back, no retry spent
+            self._push_done()
             await self._release([claim], now_us() + int(self.breaker.reopens_in() * 1_000_000))
             return
         assert self._pusher is not None
@@ -236,6 +338,8 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             self.breaker.release_probe()
             raise
+        finally:
+            self._push_done()
         if result.engine_failure:
             self.breaker.record_failure()
         else:
@@ -274,7 +378,7 @@ class DeliveryWorker:
         try:
             # shielded: once the outcome is decided, a shutdown must not lose its record
             applied = await asyncio.shield(
-                self.storage.record_attempt(attempt, claim.lease_token, next_attempt_us=next_at, audit=audit)
+                self._recorder.record(AttemptRecord(attempt, claim.lease_token, next_at, audit))
             )
         except Exception as exc:  # the lease will expire and the event be pushed again
             log.error("delivery_record_failed", event_id=event.event_id, error=repr(exc))

@@ -158,6 +158,16 @@ class DeliveryAttempt:
     response_body: bytes = b""  # the first 1 KiB of the answer
 
 
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt to record, with what it decided (see :meth:`Storage.record_attempts`)."""
+
+    attempt: DeliveryAttempt
+    lease_token: str
+    next_attempt_us: int | None = None
+    audit: AuditRecord | None = None
+
+
 @dataclass(slots=True, frozen=True)
 class ReplaySelector:
     """Which of a user's dead letters to replay: given ids, or every match of the filters."""
@@ -299,6 +309,11 @@ class Storage(Protocol):
 
         ``audit`` is inserted only when the outcome was applied. Returns whether it was applied.
         """
+
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
+        """:meth:`record_attempt` for each record, in order, in as few round trips as the backend
+        allows (the push worker's outcomes, batched); each record keeps its own semantics (a later
+        record of the same event sees the earlier one applied). Returns whether each was applied."""
 
     async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
         """Give back leased events without counting an attempt (shutdown, circuit breaker open).

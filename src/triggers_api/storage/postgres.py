@@ -45,6 +45,7 @@ from triggers_api.storage.base import (
     ApiKeyRecord,
     AttemptCounts,
     AttemptOutcome,
+    AttemptRecord,
     AuditQuery,
     AuditRecord,
     DeliveryAttempt,
@@ -1020,6 +1021,24 @@ class PostgresStorage:
             if applied and audit is not None:
                 await self._insert_audit(conn, [audit])
             return applied
+
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
+        """Each record in its own transaction, all at once over the pool (row locks order them);
+        records of one event run in order, so a later one sees the earlier applied."""
+        by_event: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            by_event.setdefault(r.attempt.event_id, []).append(i)
+        results = [False] * len(records)
+
+        async def one_event(indexes: list[int]) -> None:
+            for i in indexes:
+                r = records[i]
+                results[i] = await self.record_attempt(
+                    r.attempt, r.lease_token, next_attempt_us=r.next_attempt_us, audit=r.audit
+                )
+
+        await asyncio.gather(*(one_event(ix) for ix in by_event.values()))
+        return results
 
     async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
         pairs = [(e, t) for e, t in claims if not _has_nul(e, t)]
