@@ -3,7 +3,8 @@
 The request is the seed's ``Event`` JSON, POSTed with the Standard Webhooks headers (signed when a
 secret is set) and a bearer token when one is configured. The whole attempt, connect to last
 body byte, is bounded by one deadline: per-phase timeouts alone would let a receiver that
-trickles bytes hold a worker slot forever. Only the first KiB of the answer is read and kept.
+trickles bytes hold a worker slot forever. Only the first KiB of the answer is read and kept
+(the HTTP/1.1 client is ``http11.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-import httpx
 import orjson
 import structlog
 
 from triggers_api import __version__
+from triggers_api.delivery.http11 import Http11Pool, PushError
 from triggers_api.delivery.schedule import parse_retry_after
 from triggers_api.delivery.signing import Signer
 from triggers_api.events.service import render_event
@@ -26,7 +27,6 @@ from triggers_api.storage.base import EventRecord
 
 log = structlog.get_logger(__name__)
 
-BODY_KEPT = 1024
 USER_AGENT = f"triggers-api/{__version__}"
 
 
@@ -60,90 +60,69 @@ def classify_status(status: int) -> Verdict:
 
 
 def transport_error_class(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, PushError):
+        return exc.kind
     cause: BaseException | None = exc
-    while cause is not None:  # TLS failures surface as ConnectError caused by an ssl.SSLError
+    while cause is not None:
         if isinstance(cause, ssl.SSLError):
             return "tls_error"
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ConnectError):
-        return "connect_error"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "connection_dropped"
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.NetworkError):
+    if isinstance(exc, OSError):
         return "network_error"
-    if isinstance(exc, httpx.HTTPError):
-        return "http_error"
     return "internal_error"
 
 
 class Pusher:
+    """Pushes events to one URL; the headers that never change are built once."""
+
     def __init__(
         self,
-        client: httpx.AsyncClient,
-        url: str,
+        pool: Http11Pool,
         *,
         timeout: float,
         token: str | None = None,
         signer: Signer | None = None,
     ) -> None:
-        self.client = client
-        self.url = url
+        self.pool = pool
         self.timeout = timeout
-        self.token = token
         self.signer = signer
+        fixed = f"content-type: application/json\r\nuser-agent: {USER_AGENT}\r\n"
+        if token:
+            fixed += f"authorization: Bearer {token}\r\n"
+        self._fixed = fixed.encode("latin-1")
 
-    def request_headers(self, event_id: str, body: bytes, timestamp: int) -> dict[str, str]:
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-        }
-        if self.signer is not None:
-            headers["webhook-signature"] = self.signer.signature(event_id, timestamp, body)
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
-        return headers
+    def request_headers(self, event_id: str, body: bytes, timestamp: int) -> bytes:
+        signature = (
+            f"webhook-signature: {self.signer.signature(event_id, timestamp, body)}\r\n"
+            if self.signer is not None
+            else ""
+        )
+        return self._fixed + (
+            f"webhook-id: {event_id}\r\nwebhook-timestamp: {timestamp}\r\n{signature}"
+        ).encode("latin-1")
 
     async def push(self, event: EventRecord) -> PushResult:
         body = orjson.dumps(render_event(event))
         headers = self.request_headers(event.event_id, body, int(time.time()))
         started = time.perf_counter()
-        status: int | None = None
-        retry_after: str | None = None
-        kept = b""
         try:
             async with asyncio.timeout(self.timeout):
-                async with self.client.stream("POST", self.url, content=body, headers=headers) as response:
-                    status = response.status_code
-                    retry_after = response.headers.get("retry-after")
-                    kept = await _read_head(response)
+                answer = await self.pool.post(headers, body)
         except Exception as exc:  # every failure of the attempt is an outcome, never a crash
-            if status is None:
-                error = transport_error_class(exc)
-                if error == "internal_error":
-                    log.exception("delivery_push_crashed", event_id=event.event_id)
-                return PushResult(Verdict.RETRY, time.perf_counter() - started, error=error)
-            # the engine answered, then the body broke off: its status stands
+            error = transport_error_class(exc)
+            if error == "internal_error":
+                log.exception("delivery_push_crashed", event_id=event.event_id)
+            return PushResult(Verdict.RETRY, time.perf_counter() - started, error=error)
         duration = time.perf_counter() - started
+        status = answer.status
         verdict = classify_status(status)
         return PushResult(
             verdict,
             duration,
             status=status,
             error=None if verdict is Verdict.DELIVERED else f"http_{status}",
-            body=kept,
-            retry_after=parse_retry_after(retry_after) if verdict is Verdict.RETRY else None,
+            body=answer.body,
+            retry_after=parse_retry_after(answer.retry_after) if verdict is Verdict.RETRY else None,
         )
-
-
-async def _read_head(response: httpx.Response) -> bytes:
-    """The first KiB of the body; the rest is not read (the connection is then not reused)."""
-    kept = bytearray()
-    async for chunk in response.aiter_bytes():
-        kept += chunk
-        if len(kept) >= BODY_KEPT:
-            break
-    return bytes(kept[:BODY_KEPT])

@@ -2,8 +2,9 @@
 
 At-least-once, nothing lost, nothing stuck:
 
-- **Claiming** takes a few batches' worth of events ahead (``PREFETCH`` x ``delivery_concurrency``)
-  in one storage round trip, each under a lease (``lease_seconds``, the visibility timeout); at most
+- **Claiming** takes events ahead in batches, one storage round trip each: the batch starts at
+  ``PREFETCH`` x ``delivery_concurrency``, doubles (up to ``MAX_PREFETCH`` x) while pushes wait for
+  claims, and halves when claimed events wait so long their leases run short; each under a lease (``lease_seconds``, the visibility timeout); at most
   ``delivery_concurrency`` pushes are in flight, and a claimed event whose lease would not outlive
   its push (``delivery_timeout``) is handed back unpushed. A worker that dies mid-push simply
   stops renewing nothing: its leases expire and any worker claims those events again.
@@ -30,12 +31,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 
-import httpx
 import orjson
 import structlog
 
 from triggers_api.config import Settings
 from triggers_api.delivery.breaker import STATE_CODES, CircuitBreaker, CircuitState
+from triggers_api.delivery.http11 import Http11Pool
 from triggers_api.delivery.push import Pusher, PushResult, Verdict
 from triggers_api.delivery.schedule import RetrySchedule
 from triggers_api.delivery.signing import Signer
@@ -54,10 +55,12 @@ from triggers_api.storage.base import (
 
 log = structlog.get_logger(__name__)
 
-#: Claimed events held per push slot: one claim (a storage write) feeds several rounds of pushes.
+#: Claimed events per push slot in the first batch: one claim (a storage write) feeds several
+#: rounds of pushes; the batch adapts between 1 and ``MAX_PREFETCH`` per slot.
 PREFETCH = 8
+MAX_PREFETCH = 128
 #: Pushes whose outcome is still being recorded, per push slot, before claiming pauses.
-RECORDING_PER_SLOT = 16
+RECORDING_PER_SLOT = 64
 
 
 class _Recorder:
@@ -106,16 +109,10 @@ class _Recorder:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
 
-def build_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client per worker; redirects are not followed (a 3xx is retried as a failure)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.delivery_timeout),
-        follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=settings.delivery_concurrency,
-            max_keepalive_connections=settings.delivery_concurrency,
-        ),
-    )
+def build_pool(settings: Settings) -> Http11Pool:
+    """One keep-alive pool per worker; redirects are not followed (a 3xx is retried as a failure)."""
+    assert settings.workflow_url is not None
+    return Http11Pool(settings.workflow_url, max_idle=settings.delivery_concurrency)
 
 
 class DeliveryWorker:
@@ -125,7 +122,7 @@ class DeliveryWorker:
         settings: Settings,
         *,
         metrics: Metrics | None = None,
-        client: httpx.AsyncClient | None = None,
+        pool: Http11Pool | None = None,
         worker_id: str | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
     ) -> None:
@@ -141,13 +138,14 @@ class DeliveryWorker:
         )
         self.concurrency = settings.delivery_concurrency
         self.lease_us = int(settings.lease_seconds * 1_000_000)
-        self._client = client
-        self._own_client = client is None
+        self._pool = pool
+        self._own_pool = pool is None
         self._pusher: Pusher | None = None
         self._on_dead_letter = on_dead_letter
         self._inflight: dict[asyncio.Task[None], DeliveryClaim] = {}
         self._claimed: deque[DeliveryClaim] = deque()  # leased, push not started yet
         self._pushing = 0  # pushes whose HTTP request is under way
+        self._batch = self.concurrency * PREFETCH  # events per claim (adapts, see _claim)
         self._recorder = _Recorder(storage)
         # a claim with less lease left than this is not pushed (capped so a fresh one always is)
         self.stale_us = min(int(settings.delivery_timeout * 1_000_000), self.lease_us // 2)
@@ -160,13 +158,11 @@ class DeliveryWorker:
     async def start(self) -> None:
         settings = self.settings
         assert settings.workflow_url is not None
-        if self._client is None:
-            self._client = build_client(settings)
+        if self._pool is None:
+            self._pool = build_pool(settings)
         token = settings.workflow_token.get_secret_value() if settings.workflow_token else None
         signer = Signer(settings.signing_secret.get_secret_value()) if settings.signing_secret else None
-        self._pusher = Pusher(
-            self._client, settings.workflow_url, timeout=settings.delivery_timeout, token=token, signer=signer
-        )
+        self._pusher = Pusher(self._pool, timeout=settings.delivery_timeout, token=token, signer=signer)
         self._claiming = True
         self.storage.listen_for_events(self.on_storage_event)
         self._task = asyncio.create_task(self._run(), name=f"delivery-worker-{self.worker_id}")
@@ -200,9 +196,9 @@ class DeliveryWorker:
         await self._recorder.drain()
         if unfinished:
             await self._release(unfinished, now_us())
-        if self._client is not None and self._own_client:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None and self._own_pool:
+            await self._pool.aclose()
+            self._pool = None
         log.info("delivery_worker_stopped", worker_id=self.worker_id, released=len(unfinished))
 
     def wake(self) -> None:
@@ -255,9 +251,9 @@ class DeliveryWorker:
         if allowance is not None:  # open or half-open: only what may be sent at once
             return min(allowance, self.concurrency - self._pushing) - len(self._claimed)
         held = self._pushing + len(self._claimed)
-        if held > self.concurrency * (PREFETCH // 2):
+        if held > self._batch // 2:
             return 0  # enough in hand: claim again in larger batches
-        return self.concurrency * PREFETCH - held
+        return self._batch - held
 
     async def _claim(self) -> tuple[int, int]:
         wanted = self._wanted()
@@ -266,6 +262,9 @@ class DeliveryWorker:
         now = now_us()
         token = f"{self.worker_id}/{next(self._tokens)}"
         claims = await self.storage.claim_due_events(token, now, now + self.lease_us, wanted)
+        if len(claims) == wanted and not self._claimed and self._pushing < self.concurrency:
+            # pushes ran dry while this claim was under way: claim further ahead next time
+            self._batch = min(self._batch * 2, self.concurrency * MAX_PREFETCH)
         self._claimed.extend(claims)
         self._start_pushes()
         return len(claims), wanted
@@ -284,7 +283,8 @@ class DeliveryWorker:
             task = asyncio.create_task(self._deliver(claim))
             self._inflight[task] = claim
             task.add_done_callback(self._finished)
-        if stale:
+        if stale:  # claimed too far ahead for this receiver's pace
+            self._batch = max(self._batch // 2, self.concurrency)
             task = asyncio.create_task(self._release(stale, now))
             self._inflight[task] = stale[0]
             task.add_done_callback(self._finished)
