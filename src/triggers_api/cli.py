@@ -76,7 +76,7 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
 ) -> None:
     """Run the push worker alone (stops on SIGTERM: in-flight pushes finish, the rest is released)."""
-    from triggers_api.delivery.runner import run_worker
+    from triggers_api.delivery.runner import run_worker_process
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -84,7 +84,7 @@ def worker(
         typer.echo("error: TRIGGERS_WORKFLOW_URL is not set: there is nowhere to push to", err=True)
         raise typer.Exit(2)
     try:
-        asyncio.run(run_worker(settings, metrics_port, metrics_host))
+        run_worker_process(settings, metrics_port, metrics_host)
     except StorageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -376,10 +376,8 @@ class DeliveryWorker:
         )
         audit = self._audit(event, outcome, attempt_no, result, reason)
         try:
-            # shielded: once the outcome is decided, a shutdown must not lose its record
-            applied = await asyncio.shield(
-                self._recorder.record(AttemptRecord(attempt, claim.lease_token, next_at, audit))
-            )
+            # the recorder writes in its own task: a shutdown cancelling this wait loses no record
+            applied = await self._recorder.record(AttemptRecord(attempt, claim.lease_token, next_at, audit))
         except Exception as exc:  # the lease will expire and the event be pushed again
             log.error("delivery_record_failed", event_id=event.event_id, error=repr(exc))
             return
