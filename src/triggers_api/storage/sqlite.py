@@ -844,26 +844,26 @@ class SQLiteStorage:
         return applied[0]
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
-        """One read of the events, the outcomes decided in Python, then one statement per table
-        (``executemany``): a batch of pushes costs a handful of writer steps, not six per push."""
+        """One read of the events (one JSON value), the outcomes decided in Python, then one
+        multi-row statement per table: a batch of pushes costs a handful of ``sqlite3_step``s
+        (each a GIL round trip for the writer thread), not six per push."""
         if not records:
             return []
         ids = list(dict.fromkeys(r.attempt.event_id for r in records))
 
         def write(conn: sqlite3.Connection) -> list[bool]:
             state: dict[str, list[Any]] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                for row in conn.execute(
-                    "SELECT event_id, user_id, status, acknowledged_us, lease_token, lease_until_us, "
-                    "attempts, last_retry_us, delivered_us, next_attempt_us, round_attempts FROM events "
-                    f"WHERE event_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ):
-                    state[row[0]] = list(row)
+            (text,) = conn.execute(
+                "SELECT json_group_array(json_array(event_id, user_id, status, acknowledged_us, "
+                "lease_token, lease_until_us, attempts, last_retry_us, delivered_us, next_attempt_us, "
+                "round_attempts)) FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(ids).decode(),),
+            ).fetchone()
+            for row in orjson.loads(text):
+                state[row[0]] = row
             results: list[bool] = []
-            attempt_rows: list[tuple[Any, ...]] = []
-            audit_rows: list[tuple[Any, ...]] = []
+            attempt_rows: list[Any] = []
+            audit_rows: list[Any] = []
             touched: dict[str, list[Any]] = {}
             for r in records:
                 a = r.attempt
@@ -872,18 +872,16 @@ class SQLiteStorage:
                     results.append(False)
                     continue
                 _, _, status, acknowledged, token, _, attempts, _, _, _, _ = st
-                attempt_rows.append(
-                    (
-                        a.attempt_id,
-                        a.event_id,
-                        a.user_id,
-                        a.started_us,
-                        a.duration_us,
-                        a.outcome,
-                        a.response_status,
-                        a.error,
-                        a.response_body,
-                    )
+                attempt_rows += (
+                    a.attempt_id,
+                    a.event_id,
+                    a.user_id,
+                    a.started_us,
+                    a.duration_us,
+                    a.outcome,
+                    a.response_status,
+                    a.error,
+                    a.response_body,
                 )
                 attempts += 1
                 st[6] = attempts
@@ -913,25 +911,11 @@ class SQLiteStorage:
                 touched[a.event_id] = st
                 results.append(applied)
                 if applied and r.audit is not None:
-                    audit_rows.append(_audit_row(r.audit))
-            conn.executemany(
-                "INSERT INTO delivery_attempts (attempt_id, event_id, user_id, started_us, duration_us, "
-                "outcome, response_status, error, response_body) VALUES (?,?,?,?,?,?,?,?,?)",
-                attempt_rows,
-            )
-            conn.executemany(
-                "UPDATE events SET status = ?, lease_token = ?, lease_until_us = ?, attempts = ?, "
-                "retry_count = ?, last_retry_us = ?, delivered_us = ?, next_attempt_us = ?, "
-                "round_attempts = ? WHERE event_id = ?",
-                [
-                    (st[2], st[4], st[5], st[6], st[6] - 1, st[7], st[8], st[9], st[10], st[0])
-                    for st in touched.values()
-                ],
-            )
-            if audit_rows:
-                conn.executemany(
-                    f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", audit_rows
-                )
+                    audit_rows += _audit_row(r.audit)
+            _insert_many(conn, "delivery_attempts", _ATTEMPT_COLUMNS, 9, attempt_rows)
+            if touched:
+                conn.execute(_UPDATE_AFTER_ATTEMPTS, (orjson.dumps(list(touched.values())).decode(),))
+            _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit_rows)
             return results
 
         return await self._write(write)
@@ -1093,6 +1077,20 @@ class SQLiteStorage:
 
 def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
     return (a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id)
+
+
+_ATTEMPT_COLUMNS = (
+    "attempt_id, event_id, user_id, started_us, duration_us, outcome, response_status, error, response_body"
+)
+#: record_attempts' new event states, all in one statement: a JSON array of the state rows it read
+#: (event_id, user_id, status, acknowledged_us, lease_token, lease_until_us, attempts,
+#: last_retry_us, delivered_us, next_attempt_us, round_attempts), changed.
+_UPDATE_AFTER_ATTEMPTS = (
+    "UPDATE events SET status = u.value ->> 2, lease_token = u.value ->> 4, "
+    "lease_until_us = u.value ->> 5, attempts = u.value ->> 6, retry_count = (u.value ->> 6) - 1, "
+    "last_retry_us = u.value ->> 7, delivered_us = u.value ->> 8, next_attempt_us = u.value ->> 9, "
+    "round_attempts = u.value ->> 10 FROM json_each(?) AS u WHERE events.event_id = u.value ->> 0"
+)
 
 
 #: EVENT_COLUMNS as the items of a JSON array (BLOB columns as text: JSON cannot hold blobs).
