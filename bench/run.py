@@ -609,6 +609,9 @@ def table_json(results: dict[str, TargetResult]) -> str:
                 "p95_ms": value.p95_ms,
                 "p99_ms": value.p99_ms,
                 "generator": value.generator,
+                "offered_rate": value.offered_rate,
+                "generator_cpu_s": value.generator_cpu,
+                "server_cpu_us_per_request": value.cpu_us_per_request,
             }
         return value
 
