@@ -26,6 +26,7 @@ import pytest
 from tests.conftest import free_port
 from tests.delivery.receiver import Received, Receiver, Respond
 from tests.postgres.schemas import redis_url
+from triggers_api.delivery.worker import RECORDING_PER_SLOT
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +210,13 @@ async def test_two_apis_and_two_workers_on_one_postgres(fleet: Fleet, pg_url: st
         seen = Counter(receiver.ids())
         assert {i: n for i, n in seen.items() if n != 1} == {}, "fault-free run delivered some events twice"
         assert set(seen) == wanted
-        per_worker = [await asyncio.to_thread(delivered_by, port) for port in metrics_ports]
+        # Outcomes are recorded in batches after the push: the metric may trail the receiver a moment.
+        deadline = time.monotonic() + 30
+        while True:
+            per_worker = [await asyncio.to_thread(delivered_by, port) for port in metrics_ports]
+            if sum(per_worker) >= 5000 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         assert sum(per_worker) == 5000 and min(per_worker) > 0, per_worker  # the queue was shared
         for name in ("api-1", "api-2", "worker-1", "worker-2"):
             assert fleet.processes[name].poll() is None, fleet.log(name)
@@ -249,7 +256,9 @@ async def test_two_apis_and_two_workers_on_one_postgres(fleet: Fleet, pg_url: st
         seen_b = Counter(r.event_id for r in receiver.requests if r.event_id in wanted_b)
         assert set(seen_b) == wanted_b  # none lost
         twice = [i for i, n in seen_b.items() if n > 1]
-        assert len(twice) <= WORKER_CONCURRENCY, twice  # only what the dead worker had in flight
+        # At most what the dead worker had pushed but not yet recorded: its pushes in flight plus the
+        # outcomes waiting for their batched write (at-least-once, never more than that).
+        assert len(twice) <= WORKER_CONCURRENCY * (1 + RECORDING_PER_SLOT), twice
         assert all(seen_b[i] == 2 for i in twice)
         assert fleet.processes["worker-2"].poll() is None, fleet.log("worker-2")
     finally:
