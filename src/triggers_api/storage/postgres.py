@@ -39,6 +39,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from triggers_api.errors import StorageError
+from triggers_api.storage.attempts import STATE_COLUMNS, apply_attempts
 from triggers_api.storage.base import (
     INBOX_STATUSES,
     AckResult,
@@ -1023,22 +1024,65 @@ class PostgresStorage:
             return applied
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
-        """Each record in its own transaction, all at once over the pool (row locks order them);
-        records of one event run in order, so a later one sees the earlier applied."""
-        by_event: dict[str, list[int]] = {}
-        for i, r in enumerate(records):
-            by_event.setdefault(r.attempt.event_id, []).append(i)
-        results = [False] * len(records)
-
-        async def one_event(indexes: list[int]) -> None:
-            for i in indexes:
-                r = records[i]
-                results[i] = await self.record_attempt(
-                    r.attempt, r.lease_token, next_attempt_us=r.next_attempt_us, audit=r.audit
+        """One transaction: the events' state read and row-locked at once (in id order, so two
+        batches never deadlock), the outcomes decided in Python (``attempts.apply_attempts``),
+        then one statement per table."""
+        if not records:
+            return []
+        ids = sorted(
+            {r.attempt.event_id for r in records if not _has_nul(r.attempt.event_id, r.attempt.user_id)}
+        )
+        async with self._conn("record attempt failed") as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT {STATE_COLUMNS} FROM events WHERE event_id = ANY($1::text[]) "
+                "ORDER BY event_id FOR UPDATE",
+                ids,
+            )
+            state = {row[0]: list(row) for row in rows}
+            results, attempts, audits, touched = apply_attempts(state, records)
+            if attempts:
+                await conn.executemany(
+                    "INSERT INTO delivery_attempts (attempt_id, event_id, user_id, started_us, duration_us, "
+                    "outcome, response_status, error, response_body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                    [
+                        (
+                            a.attempt_id,
+                            a.event_id,
+                            a.user_id,
+                            a.started_us,
+                            a.duration_us,
+                            a.outcome,
+                            a.response_status,
+                            a.error,
+                            a.response_body,
+                        )
+                        for a in attempts
+                    ],
                 )
-
-        await asyncio.gather(*(one_event(ix) for ix in by_event.values()))
-        return results
+            if touched:
+                columns = list(zip(*touched, strict=True))
+                await conn.execute(
+                    "UPDATE events SET status = u.status, lease_token = u.lease_token, "
+                    "lease_until_us = u.lease_until_us, attempts = u.attempts, retry_count = u.attempts - 1, "
+                    "last_retry_us = u.last_retry_us, delivered_us = u.delivered_us, "
+                    "next_attempt_us = u.next_attempt_us, round_attempts = u.round_attempts "
+                    "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::bigint[], "
+                    "$7::bigint[], $8::bigint[], $9::int[]) AS u(event_id, status, lease_token, lease_until_us, "
+                    "attempts, last_retry_us, delivered_us, next_attempt_us, round_attempts) "
+                    'WHERE events.event_id = u.event_id COLLATE "C"',
+                    list(columns[0]),
+                    list(columns[2]),
+                    list(columns[4]),
+                    list(columns[5]),
+                    list(columns[6]),
+                    list(columns[7]),
+                    list(columns[8]),
+                    [_i64(v) if v is not None else None for v in columns[9]],
+                    list(columns[10]),
+                )
+            if audits:
+                await self._insert_audit(conn, audits)
+            return results
 
     async def release_claims(self, claims: Sequence[tuple[str, str]], due_us: int) -> int:
         pairs = [(e, t) for e, t in claims if not _has_nul(e, t)]

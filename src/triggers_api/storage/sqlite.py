@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 import orjson
 
 from triggers_api.errors import StorageError
+from triggers_api.storage.attempts import STATE_COLUMNS, apply_attempts
 from triggers_api.storage.base import (
     INBOX_STATUSES,
     AckResult,
     ApiKeyRecord,
     AttemptCounts,
-    AttemptOutcome,
     AttemptRecord,
     AuditQuery,
     AuditRecord,
@@ -905,24 +905,15 @@ class SQLiteStorage:
         def write(conn: sqlite3.Connection) -> list[bool]:
             state: dict[str, list[Any]] = {}
             (text,) = conn.execute(
-                "SELECT json_group_array(json_array(event_id, user_id, status, acknowledged_us, "
-                "lease_token, lease_until_us, attempts, last_retry_us, delivered_us, next_attempt_us, "
-                "round_attempts)) FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                f"SELECT json_group_array(json_array({STATE_COLUMNS})) FROM events "
+                "WHERE event_id IN (SELECT value FROM json_each(?))",
                 (orjson.dumps(ids).decode(),),
             ).fetchone()
             for row in orjson.loads(text):
                 state[row[0]] = row
-            results: list[bool] = []
+            results, attempts, audits, touched = apply_attempts(state, records)
             attempt_rows: list[Any] = []
-            audit_rows: list[Any] = []
-            touched: dict[str, list[Any]] = {}
-            for r in records:
-                a = r.attempt
-                st = state.get(a.event_id)
-                if st is None or st[1] != a.user_id:
-                    results.append(False)
-                    continue
-                _, _, status, acknowledged, token, _, attempts, _, _, _, _ = st
+            for a in attempts:
                 attempt_rows += (
                     a.attempt_id,
                     a.event_id,
@@ -934,38 +925,12 @@ class SQLiteStorage:
                     a.error,
                     a.response_body,
                 )
-                attempts += 1
-                st[6] = attempts
-                if attempts > 1:
-                    st[7] = a.started_us
-                applied = False
-                if acknowledged is None:
-                    if a.outcome == AttemptOutcome.DELIVERED and status != EventStatus.DELIVERED:
-                        st[2] = EventStatus.DELIVERED.value
-                        if st[8] is None:
-                            st[8] = a.started_us + a.duration_us
-                        applied = True
-                    elif status == EventStatus.QUEUED and token == r.lease_token:
-                        if a.outcome == AttemptOutcome.RETRY:
-                            ended_us = a.started_us + a.duration_us
-                            st[9] = r.next_attempt_us if r.next_attempt_us is not None else ended_us
-                            applied = True
-                        elif a.outcome == AttemptOutcome.FAILED:
-                            st[2] = EventStatus.FAILED.value
-                            st[9] = None
-                            applied = True
-                    if applied:
-                        st[4] = st[5] = None  # lease cleared
-                        if st[2] == EventStatus.DELIVERED:
-                            st[9] = None
-                        st[10] += 1
-                touched[a.event_id] = st
-                results.append(applied)
-                if applied and r.audit is not None:
-                    audit_rows += _audit_row(r.audit)
+            audit_rows: list[Any] = []
+            for audit in audits:
+                audit_rows += _audit_row(audit)
             _insert_many(conn, "delivery_attempts", _ATTEMPT_COLUMNS, 9, attempt_rows)
             if touched:
-                conn.execute(_UPDATE_AFTER_ATTEMPTS, (orjson.dumps(list(touched.values())).decode(),))
+                conn.execute(_UPDATE_AFTER_ATTEMPTS, (orjson.dumps(touched).decode(),))
             _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit_rows)
             return results
 
@@ -1133,9 +1098,8 @@ def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
 _ATTEMPT_COLUMNS = (
     "attempt_id, event_id, user_id, started_us, duration_us, outcome, response_status, error, response_body"
 )
-#: record_attempts' new event states, all in one statement: a JSON array of the state rows it read
-#: (event_id, user_id, status, acknowledged_us, lease_token, lease_until_us, attempts,
-#: last_retry_us, delivered_us, next_attempt_us, round_attempts), changed.
+#: record_attempts' new event states, all in one statement: a JSON array of the changed state rows
+#: (``attempts.STATE_COLUMNS``).
 _UPDATE_AFTER_ATTEMPTS = (
     "UPDATE events SET status = u.value ->> 2, lease_token = u.value ->> 4, "
     "lease_until_us = u.value ->> 5, attempts = u.value ->> 6, retry_count = (u.value ->> 6) - 1, "
