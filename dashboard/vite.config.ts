@@ -33,5 +33,7 @@ export default defineConfig({
     css: false,
     restoreMocks: true,
     unstubGlobals: true,
+    // Generous limits: the suite shares two cores with the Python tests and the browser in CI.
+    testTimeout: 30_000,
   },
 });
