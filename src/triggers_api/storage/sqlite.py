@@ -1,9 +1,10 @@
 """SQLite backend: the embedded default.
 
 Writes go through one writer thread that *group-commits*: it takes every write waiting in its
-queue, runs each inside its own SAVEPOINT (so one failure cannot spoil its neighbours), commits
-them together with one fsync (``synchronous=FULL``), then wakes all their waiters with a single
-loop callback. That is what makes "committed before 201" affordable at thousands of requests per
+queue, stores the plain event inserts of the whole group as one multi-row INSERT per table, runs
+every other write inside its own SAVEPOINT (so one failure cannot spoil its neighbours; should the
+merged insert fail, the group is re-run write by write), commits them together with one fsync
+(``synchronous=FULL``), then wakes all their waiters with a single loop callback. That is what makes "committed before 201" affordable at thousands of requests per
 second: the fsync and the thread hop are shared by everyone waiting. Reads run on a small pool
 of threads with their own connections (WAL lets them read while the writer writes).
 """
