@@ -184,3 +184,23 @@ async def test_last_used_at_is_kept_without_a_write_per_request(
     await services_of(app).keys.flush_last_used()  # what the periodic job does
     after = (await client.get("/v1/keys", headers=key)).json()["keys"][0]
     assert after["last_used_at"] is not None
+
+
+async def test_json_routes_accept_curl_default_content_types(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {**auth, **({"Content-Type": content_type} if content_type else {})}
+        created = await client.post("/v1/keys", content=b'{"name": "curl"}', headers=headers)
+        assert created.status_code == 201, (content_type, created.text)
+        acked = await client.post(
+            "/v1/events/acknowledge/batch",
+            content=b'{"event_ids": ["01a220b8-386f-7717-9025-a6db3f5991bb"]}',
+            headers=headers,
+        )
+        assert acked.status_code == 200, (content_type, acked.text)
+    refused = await client.post(
+        "/v1/keys", content=b"<key/>", headers={**auth, "Content-Type": "application/xml"}
+    )
+    assert refused.status_code in (400, 415)
+    assert refused.json()["error"]["code"] in ("VALIDATION_ERROR", "UNSUPPORTED_MEDIA_TYPE")
