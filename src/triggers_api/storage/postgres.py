@@ -45,7 +45,6 @@ from triggers_api.storage.base import (
     AckResult,
     ApiKeyRecord,
     AttemptCounts,
-    AttemptOutcome,
     AttemptRecord,
     AuditQuery,
     AuditRecord,
@@ -955,73 +954,9 @@ class PostgresStorage:
         next_attempt_us: int | None = None,
         audit: AuditRecord | None = None,
     ) -> bool:
-        a = attempt
-        ended_us = a.started_us + a.duration_us
-        if _has_nul(a.event_id, a.user_id):
-            return False
-        async with self._conn("record attempt failed") as conn, conn.transaction():
-            # The row lock orders this against claims, acknowledgements and other attempts.
-            row = await conn.fetchrow(
-                "SELECT status, acknowledged_us, lease_token, attempts FROM events "
-                "WHERE event_id = $1 AND user_id = $2 FOR UPDATE",
-                a.event_id,
-                a.user_id,
-            )
-            if row is None:
-                return False
-            status, acknowledged, token, attempts = row
-            await conn.execute(
-                "INSERT INTO delivery_attempts (attempt_id, event_id, user_id, started_us, duration_us, "
-                "outcome, response_status, error, response_body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-                a.attempt_id,
-                a.event_id,
-                a.user_id,
-                a.started_us,
-                a.duration_us,
-                a.outcome,
-                a.response_status,
-                a.error,
-                a.response_body,
-            )
-            attempts += 1
-            await conn.execute(
-                "UPDATE events SET attempts = $1, retry_count = $2, "
-                "last_retry_us = CASE WHEN $1 > 1 THEN $3 ELSE last_retry_us END WHERE event_id = $4",
-                attempts,
-                attempts - 1,
-                a.started_us,
-                a.event_id,
-            )
-            applied = False
-            if acknowledged is None:
-                if a.outcome == AttemptOutcome.DELIVERED and status != EventStatus.DELIVERED:
-                    await conn.execute(
-                        "UPDATE events SET status = 'delivered', delivered_us = COALESCE(delivered_us, $1), "
-                        "lease_token = NULL, lease_until_us = NULL, next_attempt_us = NULL, "
-                        "round_attempts = round_attempts + 1 WHERE event_id = $2",
-                        ended_us,
-                        a.event_id,
-                    )
-                    applied = True
-                elif status == EventStatus.QUEUED and token == lease_token:
-                    if a.outcome == AttemptOutcome.RETRY:
-                        await conn.execute(
-                            "UPDATE events SET next_attempt_us = $1, lease_token = NULL, lease_until_us = NULL, "
-                            "round_attempts = round_attempts + 1 WHERE event_id = $2",
-                            _i64(next_attempt_us if next_attempt_us is not None else ended_us),
-                            a.event_id,
-                        )
-                        applied = True
-                    elif a.outcome == AttemptOutcome.FAILED:
-                        await conn.execute(
-                            "UPDATE events SET status = 'failed', next_attempt_us = NULL, lease_token = NULL, "
-                            "lease_until_us = NULL, round_attempts = round_attempts + 1 WHERE event_id = $1",
-                            a.event_id,
-                        )
-                        applied = True
-            if applied and audit is not None:
-                await self._insert_audit(conn, [audit])
-            return applied
+        # One set of outcome rules for both backends (storage/attempts.py): a batch of one.
+        applied = await self.record_attempts([AttemptRecord(attempt, lease_token, next_attempt_us, audit)])
+        return applied[0]
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
         """One transaction: the events' state read and row-locked at once (in id order, so two
