@@ -72,7 +72,9 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
     cert, key = self_signed(root)
     http, https = free_port(), free_port()
     site = root / "triggers-api.conf"
-    site.write_text(rewrite(CONF.read_text(), upstream=service.port, http=http, https=https, cert=cert, key=key))
+    site.write_text(
+        rewrite(CONF.read_text(), upstream=service.port, http=http, https=https, cert=cert, key=key)
+    )
     temp = "".join(
         f"{kind}_temp_path {root / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -92,7 +94,9 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
         deadline = time.monotonic() + 15
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"nginx exited: {process.stderr.read().decode() if process.stderr else ''}"
+                )
             try:
                 httpx.get(f"http://127.0.0.1:{http}/", timeout=1)
                 break
@@ -153,7 +157,9 @@ def test_the_live_stream_flows_through_nginx_unbuffered(proxied: Proxied) -> Non
         stored: list[str] = []
 
         def post_one() -> None:
-            response = c.post("/v1/events", json={"event_type": "live.one", "payload": {"n": 1}}, headers=headers)
+            response = c.post(
+                "/v1/events", json={"event_type": "live.one", "payload": {"n": 1}}, headers=headers
+            )
             stored.append(response.json()["event_id"])
 
         with c.stream("GET", "/v1/inbox/stream", headers=headers, timeout=20) as stream:
