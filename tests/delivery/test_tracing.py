@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import services_of
-from tests.delivery.collector import Collector
+from bench.otlp import Collector
 from tests.delivery.conftest import pushing_app
 from tests.delivery.receiver import Receiver
 from triggers_api.logs import configure_logging

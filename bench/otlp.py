@@ -1,4 +1,5 @@
-"""A real OTLP/HTTP trace collector on loopback: decodes what the SDK's exporter sends.
+"""A real OTLP/HTTP trace collector on loopback: decodes what the SDK's exporter sends (for
+``python -m bench.trace`` and tests/delivery/test_tracing.py).
 
 ``POST /v1/traces`` with a protobuf ``ExportTraceServiceRequest`` (gzip when the exporter was
 told to compress), answered with an empty ``ExportTraceServiceResponse``, as a collector does.
