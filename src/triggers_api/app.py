@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
+import hashlib
+import os
 import re
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -130,6 +135,21 @@ def _redacted(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
+def _first_to_announce(services: Services) -> bool:
+    """One banner for ``serve --workers N``: the first process to take a lock (per address and
+    database, held while it runs) prints it; the others started beside it stay quiet."""
+    settings = services.settings
+    tag = hashlib.sha256(f"{settings.public_url}|{settings.database_url}".encode()).hexdigest()[:16]
+    handle = open(Path(tempfile.gettempdir()) / f"triggers-api-{tag}.banner.lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    services.extras["banner_lock"] = handle
+    return True
+
+
 def banner(settings: Settings, api_key: str | None) -> str:
     """What ``serve`` prints once the app is ready: where everything is, and a new key if any."""
     base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
@@ -202,7 +222,8 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         ]
         for start in services.extras.get("on_startup", []):
             await start()
-        if settings.public_url is not None or api_key is not None:  # `serve` sets public_url
+        log.info("service_ready", pid=os.getpid(), url=settings.public_url)
+        if api_key is not None or (settings.public_url is not None and _first_to_announce(services)):
             print(banner(settings, api_key), flush=True, file=sys.stdout)  # noqa: T201 - for a person
         try:
             yield
@@ -215,6 +236,9 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
             with contextlib.suppress(Exception):
                 await services.keys.flush_last_used()
             services.extras["storage_open"] = False
+            announced = services.extras.pop("banner_lock", None)
+            if announced is not None:
+                announced.close()
             await services.storage.close()
 
     app = TriggersAPI(

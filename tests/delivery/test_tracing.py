@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from bench.otlp import Collector
 
 from tests.conftest import services_of
-from bench.otlp import Collector
 from tests.delivery.conftest import pushing_app
 from tests.delivery.receiver import Receiver
 from triggers_api.logs import configure_logging

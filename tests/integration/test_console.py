@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import make_settings, start_server
 from triggers_api.logs import wants_json
 
 
@@ -43,6 +43,19 @@ def test_a_restart_prints_the_banner_without_a_key_and_console_logs_on_request(t
     assert log.count("is ready") == 1 and "shown ONCE" not in log
     access = [line for line in log.splitlines() if "path=/v1/health/live" in line]
     assert access and not access[0].startswith("{") and "request" in access[0]
+
+
+def test_of_several_processes_started_together_one_announces(tmp_path: Path) -> None:
+    # `serve --workers N` starts N processes with the same settings: one banner between them
+    from triggers_api.app import _first_to_announce, build_services
+
+    settings = make_settings(tmp_path, public_url="http://127.0.0.1:1")
+    first, second, later = (build_services(settings) for _ in range(3))
+    assert _first_to_announce(first) is True
+    assert _first_to_announce(second) is False
+    first.extras.pop("banner_lock").close()  # the announcing process ended: a restart announces
+    assert _first_to_announce(later) is True
+    later.extras.pop("banner_lock").close()
 
 
 def test_auto_format_is_console_on_a_terminal_and_json_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
