@@ -71,14 +71,19 @@ def main() -> int:
     try:
         headers = {"X-API-Key": key, "traceparent": f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01"}
         with httpx.Client(base_url=service.url, timeout=10) as client:
-            client.post("/v1/events", json={"event_type": "warm.up", "payload": {}}, headers={"X-API-Key": key})
+            client.post(
+                "/v1/events", json={"event_type": "warm.up", "payload": {}}, headers={"X-API-Key": key}
+            )
             posted = client.post(
                 "/v1/events", json={"event_type": "order.created", "payload": {"id": 1}}, headers=headers
             )
             posted.raise_for_status()
             event_id = posted.json()["event_id"]
             deadline = time.monotonic() + 30
-            while client.get(f"/v1/events/{event_id}", headers={"X-API-Key": key}).json()["status"] != "delivered":
+            while (
+                client.get(f"/v1/events/{event_id}", headers={"X-API-Key": key}).json()["status"]
+                != "delivered"
+            ):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the event was not delivered within 30 s")
                 time.sleep(0.05)
