@@ -10,6 +10,7 @@ the spans of that trace as a tree with their offsets and durations (docs/deploy.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ def main() -> int:
         service.stop()  # the lifespan's shutdown flushes the batch span processor
         receiver.stop()
         collector.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     spans = [s for s in collector.spans if s.trace_id == PRODUCER_TRACE]
     sys.stdout.write(f"trace {PRODUCER_TRACE}, continuing the producer's span {PRODUCER_SPAN}\n")
     sys.stdout.write("\n".join(render(spans, PRODUCER_SPAN)) + "\n")
