@@ -1,4 +1,4 @@
-"""``triggers-api``: serve, keys, migrate. Settings come from ``TRIGGERS_*`` environment variables."""
+"""``triggers-api``: serve, worker, keys, migrate, backup. Settings come from ``TRIGGERS_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -21,11 +21,6 @@ from triggers_api.logs import configure_logging
 from triggers_api.storage import build_storage
 from triggers_api.storage.base import Storage
 
-
-def tracing_on(settings: Settings) -> bool:
-    return bool(settings.otel_exporter_otlp_endpoint)
-
-
 T = TypeVar("T")
 
 cli = typer.Typer(
@@ -33,6 +28,11 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+
+
+def tracing_on(settings: Settings) -> bool:
+    """Log lines carry trace ids only when there are traces (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    return bool(settings.otel_exporter_otlp_endpoint)
 
 
 def app_factory() -> object:
