@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import WEBHOOK_SECRET, FlakyProxy, Receiver, Received, Server, make_server
 from standardwebhooks import Webhook
 
 import triggers_client
+from conftest import WEBHOOK_SECRET, FlakyProxy, Received, Receiver, Server, make_server
 from triggers_client import (
     APIConnectionError,
     APIError,
@@ -48,7 +48,11 @@ def test_event_lifecycle_create_get_status_acknowledge(server: Server, event_typ
         assert event.timestamp == created.timestamp and event.timestamp.tzinfo is not None
         assert event.metadata.api_version
         status = client.events.status(created.event_id)
-        assert (status.event_id, status.status, status.acknowledged_at) == (created.event_id, "received", None)
+        assert (status.event_id, status.status, status.acknowledged_at) == (
+            created.event_id,
+            "received",
+            None,
+        )
         client.events.acknowledge(created.event_id)
         assert client.events.status(created.event_id).acknowledged_at is not None
         with pytest.raises(GoneError) as gone:
@@ -81,13 +85,17 @@ def test_create_batch_gives_one_result_per_item(server: Server, event_type: str)
         assert (result.success_count, result.failure_count) == (2, 1)
         first, refused, third = result.results
         assert isinstance(first, CreatedEvent) and isinstance(third, CreatedEvent)
-        assert isinstance(refused, BatchItemError) and refused.index == 1 and refused.code == "VALIDATION_ERROR"
+        assert (
+            isinstance(refused, BatchItemError) and refused.index == 1 and refused.code == "VALIDATION_ERROR"
+        )
         assert [e.payload for e in client.inbox.iter(event_type=event_type)] == [{"i": 0}, {"i": 2}]
 
 
 def test_inbox_and_events_paginate_across_pages(server: Server, event_type: str) -> None:
     with client_of(server) as client:
-        batch = client.events.create_batch([{"event_type": event_type, "payload": {"i": i}} for i in range(7)])
+        batch = client.events.create_batch(
+            [{"event_type": event_type, "payload": {"i": i}} for i in range(7)]
+        )
         ids = [r.event_id for r in batch.results if isinstance(r, CreatedEvent)]
         pages = []
         cursor = None
@@ -201,7 +209,9 @@ def test_rate_limit_error_carries_retry_after(server: Server) -> None:
 
 
 def test_connection_error_after_retries() -> None:
-    with TriggersClient(base_url=f"http://127.0.0.1:{_closed_port()}", api_key="tk_x", max_retries=2, retry_backoff=0.01) as client:
+    with TriggersClient(
+        base_url=f"http://127.0.0.1:{_closed_port()}", api_key="tk_x", max_retries=2, retry_backoff=0.01
+    ) as client:
         with pytest.raises(APIConnectionError):
             client.inbox.list()
 
@@ -225,7 +235,9 @@ def test_settings_come_from_the_environment(server: Server, monkeypatch: pytest.
 
 # -- retries, counted at the proxy (the server side of the client) --------------------------------
 def test_retries_5xx_until_success(proxy: FlakyProxy, server: Server, event_type: str) -> None:
-    with TriggersClient(base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01) as client:
+    with TriggersClient(
+        base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01
+    ) as client:
         proxy.fail_next(2, status=503)
         page = client.inbox.list(event_type=event_type)
         assert page.events == [] and proxy.count == 3
@@ -242,7 +254,9 @@ def test_retries_5xx_until_success(proxy: FlakyProxy, server: Server, event_type
 def test_a_retried_create_stores_once(proxy: FlakyProxy, server: Server, event_type: str) -> None:
     """The server stores the event but the answer is lost twice: the retries carry the same
     generated idempotency key, so the third answer replays the first and nothing is stored twice."""
-    with TriggersClient(base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01) as client:
+    with TriggersClient(
+        base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01
+    ) as client:
         proxy.fail_next(2, mode="drop")
         created = client.events.create(event_type, {"once": True})
         assert proxy.count == 3 and created.replayed
@@ -255,7 +269,9 @@ def test_a_retried_create_stores_once(proxy: FlakyProxy, server: Server, event_t
 
 
 def test_unsafe_posts_are_not_retried(proxy: FlakyProxy, server: Server) -> None:
-    with TriggersClient(base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01) as client:
+    with TriggersClient(
+        base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01
+    ) as client:
         proxy.fail_next(1, status=503)
         with pytest.raises(APIError):
             client.keys.create("never-twice")

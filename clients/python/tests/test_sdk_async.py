@@ -6,8 +6,8 @@ import asyncio
 import uuid
 
 import pytest
-from conftest import FlakyProxy, Server
 
+from conftest import FlakyProxy, Server
 from triggers_client import (
     APIError,
     AsyncTriggersClient,
@@ -103,5 +103,5 @@ async def test_async_stream_resumes_after_the_connection_drops(
         assert proxy.cut_streams() == 1  # the connection drops under the client
         sent += [(await producer.events.create(event_type, {"i": i})).event_id for i in range(2, 5)]
         got += [(await asyncio.wait_for(stream.__anext__(), 30)).event_id for _ in range(3)]
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert got == sent

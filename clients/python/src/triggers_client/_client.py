@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import httpx
 
@@ -102,7 +102,13 @@ class TriggersClient:
             time.sleep(delay)
             attempt += 1
 
-    def _sse(self, path: str, event_type: str | None, last_event_id: str | None) -> Iterator[SSEMessage]:
+    def _sse(
+        self,
+        path: str,
+        event_type: str | None,
+        last_event_id: str | None,
+        on_connect: Callable[[], None] | None = None,
+    ) -> Iterator[SSEMessage]:
         """Every message of the stream, reconnecting with ``Last-Event-ID`` whenever it breaks."""
         failures = 0
         timeout = httpx.Timeout(self._config.timeout, read=STREAM_READ_TIMEOUT)
@@ -119,6 +125,8 @@ class TriggersClient:
                         failures += 1
                     else:
                         failures = 0
+                        if on_connect is not None:
+                            on_connect()
                         decoder = _core.SSEDecoder()
                         for line in response.iter_lines():
                             message = decoder.feed(line)

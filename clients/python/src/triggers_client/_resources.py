@@ -8,7 +8,7 @@ To add a resource (e.g. ``subscriptions`` or ``event_types`` when the server has
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from triggers_client import _core
@@ -224,7 +224,9 @@ class Inbox(_Sync):
                 return
             cursor = page.next_cursor
 
-    def stream(self, event_type: str | None = None, last_event_id: str | None = None) -> Iterator[Event]:
+    def stream(
+        self, event_type: str | None = None, last_event_id: str | None = None
+    ) -> Generator[Event, None, None]:
         """The live stream: every event ingested from now (or after ``last_event_id``), forever,
         reconnecting with ``Last-Event-ID`` after a disconnect, so none is lost or repeated."""
         for message in self._client._sse("/v1/inbox/stream", event_type, last_event_id):
@@ -267,7 +269,7 @@ class AsyncInbox(_Async):
 
     async def stream(
         self, event_type: str | None = None, last_event_id: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         async for message in self._client._sse("/v1/inbox/stream", event_type, last_event_id):
             yield _core.parse_event_data(message)
 

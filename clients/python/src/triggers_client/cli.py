@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -178,10 +178,27 @@ def cmd_replay(client: TriggersClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _announce(first: str) -> Callable[[], None]:
+    """Say on stderr when the stream is (re)connected: scripts and people both wait for it."""
+    connected = [False]
+
+    def on_connect() -> None:
+        _err(first if not connected[0] else "Reconnected.")
+        connected[0] = True
+
+    return on_connect
+
+
 def cmd_tail(client: TriggersClient, args: argparse.Namespace) -> int:
-    for event in client.inbox.stream(args.event_type):
-        _out(_raw_json(event) if args.json else _event_line(event))
-    return EXIT_OK  # pragma: no cover - the stream never ends by itself
+    on_connect = _announce("Ready: following the live stream (Ctrl-C to stop)")
+    with StopSignals().installed():
+        try:
+            for message in client._sse("/v1/inbox/stream", args.event_type, None, on_connect):
+                event = Event.from_json(json.loads(message.data))
+                _out(_raw_json(event) if args.json else _event_line(event))
+        except KeyboardInterrupt:
+            _err("Stopped.")
+    return EXIT_OK
 
 
 # -- listen ---------------------------------------------------------------------------------------
@@ -276,10 +293,11 @@ def cmd_listen(client: TriggersClient, args: argparse.Namespace) -> int:
                 last_id = _newest_event_id(client)
                 if last_id is not None:
                     state.save(last_id)
-                _err(f"Ready: forwarding new events to {args.forward_to} (Ctrl-C to stop)")
+                ready = f"Ready: forwarding new events to {args.forward_to} (Ctrl-C to stop)"
             else:
-                _err(f"Ready: resuming after {last_id}, forwarding to {args.forward_to} (Ctrl-C to stop)")
-            for message in client._sse("/v1/inbox/stream", args.event_type, last_id):
+                ready = f"Ready: resuming after {last_id}, forwarding to {args.forward_to} (Ctrl-C to stop)"
+            stream = client._sse("/v1/inbox/stream", args.event_type, last_id, _announce(ready))
+            for message in stream:
                 with stops.critical():
                     _forward(client, forwarder, args, message.data)
                     if message.id:
