@@ -299,15 +299,17 @@ def cmd_listen(client: TriggersClient, args: argparse.Namespace) -> int:
             stream = client._sse("/v1/inbox/stream", args.event_type, last_id, _announce(ready))
             for message in stream:
                 with stops.critical():
-                    _forward(client, forwarder, args, message.data)
+                    line = _forward(client, forwarder, args, message.data)
                     if message.id:
                         state.save(message.id)
+                    _out(line)  # after the save: a printed event is never forwarded again
         except KeyboardInterrupt:
             _err("Stopped.")
     return EXIT_OK
 
 
-def _forward(client: TriggersClient, forwarder: httpx.Client, args: argparse.Namespace, data: str) -> None:
+def _forward(client: TriggersClient, forwarder: httpx.Client, args: argparse.Namespace, data: str) -> str:
+    """POST one stream event to the local endpoint (and acknowledge it); returns the line to print."""
     event = Event.from_json(json.loads(data))
     body = data.encode()
     headers = {
@@ -320,8 +322,7 @@ def _forward(client: TriggersClient, forwarder: httpx.Client, args: argparse.Nam
         answer = forwarder.post(args.forward_to, content=body, headers=headers)
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - started) * 1000
-        _out(f"{event.event_type}  {event.event_id}  -> {type(exc).__name__}  {elapsed:.0f} ms")
-        return
+        return f"{event.event_type}  {event.event_id}  -> {type(exc).__name__}  {elapsed:.0f} ms"
     elapsed = (time.perf_counter() - started) * 1000
     note = ""
     if args.ack and answer.is_success:
@@ -330,7 +331,7 @@ def _forward(client: TriggersClient, forwarder: httpx.Client, args: argparse.Nam
             note = "  acknowledged"
         except GoneError:
             note = "  already acknowledged"
-    _out(f"{event.event_type}  {event.event_id}  -> {answer.status_code}  {elapsed:.0f} ms{note}")
+    return f"{event.event_type}  {event.event_id}  -> {answer.status_code}  {elapsed:.0f} ms{note}"
 
 
 COMMANDS = {
