@@ -225,3 +225,21 @@ def test_listen_forwards_signed_events_and_resumes_without_loss_or_repeat(
     assert all(r.headers["content-type"] == "application/json" for r in receiver.requests)
     assert client.inbox.list(event_type=event_type).events == []  # --ack acknowledged each one
     assert json.loads(state.read_text())  # the position survives in the state file
+
+
+def test_listen_cannot_resume_after_an_unknown_event_and_says_how_to_start_over(
+    server: Server, event_type: str, tmp_path: Path
+) -> None:
+    target = "http://127.0.0.1:9/webhook"
+    state = tmp_path / "state.json"
+    scope = f"{server.url}|{server.api_key[:11]}|{event_type}|{target}"
+    state.write_text(json.dumps({scope: str(uuid.uuid4())}))
+    args = ("listen", "--forward-to", target, "--type", event_type, "--state-file", str(state))
+    stale = run(server, *args)
+    assert stale.returncode == 1 and "--from-now" in stale.stderr and "VALIDATION_ERROR" in stale.stderr
+    fresh = Running(server, *args, "--from-now")
+    try:
+        fresh.wait_for(fresh.err, 1, "Ready: forwarding new events")
+        assert fresh.stop(signal.SIGINT) == 0
+    finally:
+        fresh.kill()

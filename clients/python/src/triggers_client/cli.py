@@ -23,7 +23,7 @@ import httpx
 from triggers_client import webhooks
 from triggers_client._client import TriggersClient
 from triggers_client._core import __version__
-from triggers_client._errors import GoneError, TriggersError
+from triggers_client._errors import GoneError, TriggersError, ValidationError
 from triggers_client._models import Event
 
 EXIT_OK, EXIT_API, EXIT_USAGE = 0, 1, 2
@@ -303,6 +303,10 @@ def cmd_listen(client: TriggersClient, args: argparse.Namespace) -> int:
                     if message.id:
                         state.save(message.id)
                     _out(line)  # after the save: a printed event is never forwarded again
+        except ValidationError as exc:
+            if "Last-Event-ID" in exc.details:  # the saved event expired: say how to start over
+                _err(f"cannot resume after {last_id} ({exc.message}): run with --from-now to start over")
+            raise
         except KeyboardInterrupt:
             _err("Stopped.")
     return EXIT_OK
@@ -348,14 +352,14 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
+    if not (args.api_key or os.environ.get("TRIGGERS_API_KEY")):
+        parser.error("no API key: pass --api-key or set TRIGGERS_API_KEY")
     try:
         with TriggersClient(base_url=args.base_url, api_key=args.api_key) as client:
             return COMMANDS[args.command](client, args)
     except UsageError as exc:
         parser.error(str(exc))
     except TriggersError as exc:
-        if exc.status is None and exc.code is None and "API key" in exc.message:
-            parser.error(exc.message)  # no key anywhere: a usage problem
         _err(f"error: {exc.message}")
         if exc.code or exc.status:
             _err(f"  status {exc.status}, code {exc.code}")
