@@ -268,6 +268,21 @@ def test_a_retried_create_stores_once(proxy: FlakyProxy, server: Server, event_t
     assert payloads == [{"once": True}, {"batch": True}]
 
 
+def test_a_retried_acknowledgement_whose_answer_was_lost_succeeds(
+    proxy: FlakyProxy, server: Server, event_type: str
+) -> None:
+    with client_of(server) as direct:
+        event_id = direct.events.create(event_type, {}).event_id
+    with TriggersClient(
+        base_url=proxy.url, api_key=server.api_key, max_retries=2, retry_backoff=0.01
+    ) as client:
+        proxy.fail_next(1, mode="drop")  # acknowledged on the server; the 204 is lost
+        client.events.acknowledge(event_id)  # the retry's 410 means "already done"
+        assert proxy.count == 2
+        with pytest.raises(GoneError):  # a first attempt's 410 is still an error
+            client.events.acknowledge(event_id)
+
+
 def test_unsafe_posts_are_not_retried(proxy: FlakyProxy, server: Server) -> None:
     with TriggersClient(
         base_url=proxy.url, api_key=server.api_key, max_retries=3, retry_backoff=0.01

@@ -94,7 +94,7 @@ class TriggersClient:
                 time.sleep(_core.backoff_delay(attempt, config.retry_backoff))
                 attempt += 1
                 continue
-            if response.status_code < 400:
+            if response.status_code < 400 or _core.succeeded_earlier(call, attempt, response):
                 return response
             delay = _core.retry_delay(call, attempt, config.retry_backoff, response)
             if delay is None or attempt >= config.max_retries:
@@ -199,7 +199,7 @@ class AsyncTriggersClient:
                 await asyncio.sleep(_core.backoff_delay(attempt, config.retry_backoff))
                 attempt += 1
                 continue
-            if response.status_code < 400:
+            if response.status_code < 400 or _core.succeeded_earlier(call, attempt, response):
                 return response
             delay = _core.retry_delay(call, attempt, config.retry_backoff, response)
             if delay is None or attempt >= config.max_retries:

@@ -94,6 +94,8 @@ class Call(Generic[T]):
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     retry_safe: bool = False  # GET/DELETE, or a POST that carries an idempotency key
+    # 410 on a retry means an earlier attempt did it (its answer was lost): success, not an error
+    gone_on_retry_is_success: bool = False
 
     def query(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if v is not None}
@@ -122,6 +124,10 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def succeeded_earlier(call: Call[Any], attempt: int, response: httpx.Response) -> bool:
+    return attempt > 0 and response.status_code == 410 and call.gone_on_retry_is_success
 
 
 def retry_delay(call: Call[Any], attempt: int, base: float, response: httpx.Response | None) -> float | None:
@@ -284,7 +290,9 @@ def event_status(event_id: str) -> Call[EventStatus]:
 
 
 def acknowledge(event_id: str) -> Call[None]:
-    return Call("DELETE", f"/v1/events/{_path_id(event_id)}", _none, retry_safe=True)
+    return Call(
+        "DELETE", f"/v1/events/{_path_id(event_id)}", _none, retry_safe=True, gone_on_retry_is_success=True
+    )
 
 
 def acknowledge_batch(event_ids: Sequence[str]) -> Call[list[AckResult]]:
