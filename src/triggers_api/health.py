@@ -38,6 +38,10 @@ async def health(services: ServicesDep) -> Response:
     except (StorageError, OSError) as exc:
         healthy = False
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    write_failure = services.storage.write_failure()  # a full disk, a lost connection (issue 15)
+    if write_failure is not None:
+        healthy = False
+        checks["writes"] = f"failing: {write_failure}"[:300]
     for name, probe in services.extras.get("health_checks", {}).items():
         checks[name] = await probe()
     body = {
