@@ -348,7 +348,13 @@ def _translated(what: str) -> Any:
         yield
     except StorageError:
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as exc:
         kind = StorageUnavailableError if _unavailable(exc) else StorageError
         raise kind(f"{what}: {type(exc).__name__}: {exc}") from exc
 
@@ -361,7 +367,9 @@ _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 
 def _unavailable(exc: BaseException) -> bool:
     """A lost, refused or timed-out connection or a server that cannot work now: 503, retry."""
-    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError)):
+    # InternalClientError: a connection left mid-operation by a lost server ("another operation
+    # is in progress"); it is dropped from the pool (see _conn).
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_CLASSES
@@ -526,7 +534,12 @@ class PostgresStorage:
         try:
             with _translated(what):
                 async with self._pool.acquire(timeout=self.timeout) as conn:
-                    yield conn
+                    try:
+                        yield conn
+                    except BaseException as exc:
+                        if _unavailable(exc):  # a broken connection goes, the pool opens a new one
+                            conn.terminate()
+                        raise
         except StorageUnavailableError as exc:
             self._failure = str(exc)
             raise
