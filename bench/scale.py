@@ -108,6 +108,8 @@ async def load(storage: Storage, count: int, *, chunk: int = 500, parallel: int 
                 if (start + offset) % max(1, count // 200) == 0:
                     samples.append(record.event_id)
             await storage.insert_events([e for e, _ in pairs], [a for _, a in pairs])
+            if start % 100_000 == 0 and start:
+                _say(f"  {start:,} events loaded ({time.perf_counter() - started:.0f} s)")
 
     await asyncio.gather(*(inserter() for _ in range(parallel)))
     return Loaded(count, deep, samples, time.perf_counter() - started)
