@@ -94,5 +94,14 @@ bench-tools:
 bench: bench-tools $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# -- faults and limits (issue 15): minutes each, reports for docs/benchmarks.md, never in `make test` --
+.PHONY: soak scale
+SOAK_SECONDS ?= 600
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
+
+scale: venv
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
