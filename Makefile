@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test checkov terraform-check
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -26,8 +26,31 @@ lint: venv
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-test: lint dashboard-test
+test: lint dashboard-test checkov terraform-check
 	$(BIN)/pytest -q
+
+# -- AWS deployment checks (infrastructure/terraform, docs/deploy-aws.md) ----------------------------
+# checkov gets a venv of its own: it pins boto3==1.35.49 and ships a `hcl2` module (bc-python-hcl2)
+# that would replace python-hcl2's in the dev venv. tests/aws/test_terraform.py runs it offline.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov~=3.3.30'
+	@touch $@
+
+checkov: $(CHECKOV)
+
+# `terraform fmt -check` and `validate` when a terraform binary is installed (validate downloads the
+# AWS provider, so it needs the registry); the offline checks run in pytest either way.
+terraform-check:
+	@if command -v terraform >/dev/null 2>&1; then \
+	  terraform fmt -check -recursive infrastructure/terraform && \
+	  for env in infrastructure/terraform/environments/*/; do \
+	    (cd $$env && terraform init -backend=false -input=false >/dev/null && terraform validate) || exit 1; \
+	  done; \
+	else echo "terraform not installed: fmt/validate not run (tests/aws/test_terraform.py checks it offline)"; fi
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
