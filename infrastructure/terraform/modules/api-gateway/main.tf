@@ -25,6 +25,19 @@ resource "aws_api_gateway_rest_api" "api" {
   endpoint_configuration {
     types = ["REGIONAL"]
   }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Required headers and query strings are checked before the function runs; bodies are validated
+# by the app itself (Pydantic, the API's error shape), which a proxy integration cannot describe.
+resource "aws_api_gateway_request_validator" "parameters" {
+  name                        = "parameters"
+  rest_api_id                 = aws_api_gateway_rest_api.api.id
+  validate_request_body       = false
+  validate_request_parameters = true
 }
 
 resource "aws_api_gateway_authorizer" "api_key" {
@@ -44,11 +57,12 @@ resource "aws_api_gateway_resource" "proxy" {
 }
 
 resource "aws_api_gateway_method" "proxy" {
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = aws_api_gateway_resource.proxy.id
-  http_method   = "ANY"
-  authorization = "CUSTOM"
-  authorizer_id = aws_api_gateway_authorizer.api_key.id
+  rest_api_id          = aws_api_gateway_rest_api.api.id
+  resource_id          = aws_api_gateway_resource.proxy.id
+  http_method          = "ANY"
+  authorization        = "CUSTOM"
+  authorizer_id        = aws_api_gateway_authorizer.api_key.id
+  request_validator_id = aws_api_gateway_request_validator.parameters.id
 }
 
 resource "aws_api_gateway_integration" "proxy" {
@@ -91,11 +105,12 @@ locals {
 }
 
 resource "aws_api_gateway_method" "open" {
-  for_each      = local.open_resource_ids
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = each.value
-  http_method   = each.key == "health" ? "GET" : "ANY"
-  authorization = "NONE"
+  for_each             = local.open_resource_ids
+  rest_api_id          = aws_api_gateway_rest_api.api.id
+  resource_id          = each.value
+  http_method          = each.key == "health" ? "GET" : "ANY"
+  authorization        = "NONE"
+  request_validator_id = aws_api_gateway_request_validator.parameters.id
 }
 
 resource "aws_api_gateway_integration" "open" {
