@@ -294,7 +294,7 @@ locals {
   table_ids = sort(keys(var.table_names))
   widgets = [
     {
-      title   = "API health: requests, 5xx, p95 latency (5 min)"
+      title = "API health: requests, 5xx, p95 latency (5 min)"
       metrics = [
         concat(["AWS/ApiGateway", "Count"], local.api_dims, [{ stat = "Sum" }]),
         concat(["AWS/ApiGateway", "5XXError"], local.api_dims, [{ stat = "Sum" }]),
@@ -312,7 +312,7 @@ locals {
       ]
     },
     {
-      title   = "Database: consumed capacity and throttles"
+      title = "Database: consumed capacity and throttles"
       metrics = flatten([for t in local.table_ids : [
         ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", var.table_names[t], { stat = "Sum" }],
         ["AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", var.table_names[t], { stat = "Sum" }],
@@ -320,7 +320,7 @@ locals {
       ]])
     },
     {
-      title   = "Lambda: duration p95, errors, concurrency"
+      title = "Lambda: duration p95, errors, concurrency"
       metrics = flatten([for k in sort(keys(local.fn)) : [
         ["AWS/Lambda", "Duration", "FunctionName", local.fn[k], { stat = "p95" }],
         ["AWS/Lambda", "Errors", "FunctionName", local.fn[k], { stat = "Sum", yAxis = "right" }],
