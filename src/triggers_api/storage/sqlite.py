@@ -200,18 +200,33 @@ class _Rows:
         self.outcome = outcome
 
 
+class _Acks:
+    """One :meth:`SQLiteStorage.acknowledge` call that may share statements with the group's
+    other acknowledgements (see ``_acknowledge_merged``); its audit rows are ready-made tuples."""
+
+    __slots__ = ("at_us", "audit", "ids", "user_id")
+
+    def __init__(self, user_id: str, ids: list[str], at_us: int, audit: dict[str, tuple[Any, ...]]) -> None:
+        self.user_id = user_id
+        self.ids = ids
+        self.at_us = at_us
+        self.audit = audit
+
+
 class _Write:
-    __slots__ = ("error", "fn", "future", "result", "rows")
+    __slots__ = ("acks", "error", "fn", "future", "result", "rows")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], Any],
         future: asyncio.Future[Any],
         rows: _Rows | None = None,
+        acks: _Acks | None = None,
     ) -> None:
         self.fn = fn
         self.future = future
         self.rows = rows
+        self.acks = acks
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -419,13 +434,15 @@ class SQLiteStorage:
             conn.execute("BEGIN IMMEDIATE")
             batch_rest = batch
             merged = [(w, w.rows) for w in batch if w.rows is not None] if merge else []
-            if merged:
+            acks = [(w, w.acks) for w in batch if w.acks is not None] if merge else []
+            if merged or acks:
                 try:
-                    self._insert_merged(conn, merged)
-                except sqlite3.Error:
+                    acked_audit = _acknowledge_merged(conn, acks) if acks else []
+                    self._insert_merged(conn, merged, acked_audit)
+                except (sqlite3.Error, ValueError, TypeError):  # TypeError: ids JSON cannot hold
                     conn.execute("ROLLBACK")
                     return False
-                batch_rest = [w for w in batch if w.rows is None]
+                batch_rest = [w for w in batch if w.rows is None and w.acks is None]
             for w in batch_rest:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -459,8 +476,11 @@ class SQLiteStorage:
                 pass
 
     @staticmethod
-    def _insert_merged(conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]]) -> None:
-        """The group's plain inserts as two multi-row statements (events, audit records).
+    def _insert_merged(
+        conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]], more_audit: list[Any] | None = None
+    ) -> None:
+        """The group's plain inserts as two multi-row statements (events, audit records), the
+        audit rows of the group's acknowledgements (``more_audit``) included.
 
         No savepoint of their own (two statements fewer, each a GIL round trip): should one fail
         (a UUIDv7 key makes that all but impossible) the caller rolls the transaction back and
@@ -473,12 +493,16 @@ class SQLiteStorage:
             for _, rows in merged:
                 events += rows.events
                 audit += rows.audit
+        if more_audit:
+            audit = audit + more_audit  # a new list: the write's own rows stay as they were
         _insert_many(conn, "events", EVENT_COLUMNS, 12, events)
         _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit)
         for w, rows in merged:
             w.result = rows.outcome
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None, acks: _Acks | None = None
+    ) -> T:
         if not self._opened:
             raise StorageError("storage is closed")
         loop = asyncio.get_running_loop()
@@ -487,7 +511,7 @@ class SQLiteStorage:
             self._hand_over()
             self._pending_loop = loop
             loop.call_soon(self._hand_over)
-        self._pending.append(_Write(fn, future, rows))
+        self._pending.append(_Write(fn, future, rows, acks))
         return await future
 
     def _hand_over(self) -> None:
@@ -641,7 +665,10 @@ class SQLiteStorage:
                 results.append(AckResult.ACKNOWLEDGED)
             return results
 
-        return await self._write(write)
+        # Shares two statements with every other acknowledgement of its group (write runs alone
+        # only if the merged statements fail).
+        acks = _Acks(user_id, ids, at_us, {k: _audit_row(v) for k, v in audit.items()})
+        return await self._write(write, acks=acks)
 
     # -- keys ---------------------------------------------------------------------------------------
     async def insert_key(self, key: ApiKeyRecord, audit: AuditRecord | None) -> None:
@@ -1090,6 +1117,59 @@ class SQLiteStorage:
     # == cross-process wake-ups ======================================================================
     def listen_for_events(self, callback: Callable[[frozenset[str] | None], None]) -> None:
         """Nothing to hear: other processes on this file are noticed by the callers' slow poll."""
+
+
+#: Which of the group's events exist, whose they are, and whether already acknowledged: one
+#: JSON value, so one ``sqlite3_step`` (one GIL round trip) for the whole group.
+_ACK_STATE = (
+    "SELECT json_group_array(json_array(event_id, user_id, acknowledged_us IS NOT NULL)) "
+    "FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+)
+#: The group's acknowledgements in one statement: a JSON array of ``[event_id, at_us]``.
+_ACK_UPDATE = (
+    f"UPDATE events SET status = '{EventStatus.DELIVERED.value}', acknowledged_us = u.value ->> 1, "
+    "delivered_us = COALESCE(delivered_us, u.value ->> 1), payload = NULL "
+    "FROM json_each(?) AS u WHERE events.event_id = u.value ->> 0 AND events.acknowledged_us IS NULL"
+)
+
+
+def _acknowledge_merged(conn: sqlite3.Connection, acks: list[tuple[_Write, _Acks]]) -> list[Any]:
+    """Every acknowledgement of a group commit in two statements; returns their audit rows (flat)
+    for the group's multi-row audit insert.
+
+    Runs inside the writer's transaction, so what ``_ACK_STATE`` reads cannot change before the
+    update: each result is exact (404 for an unknown or another user's event, 410 for one
+    acknowledged before, or earlier in this group), and the first of several acknowledgements of
+    one event wins, as if they had run one after the other. Raises ``sqlite3.Error`` untouched:
+    the caller then runs every write of the group on its own.
+    """
+    wanted = list({event_id: None for _, a in acks for event_id in a.ids})
+    (text,) = conn.execute(_ACK_STATE, (orjson.dumps(wanted),)).fetchone()
+    state: dict[str, tuple[str, int]] = {row[0]: (row[1], row[2]) for row in orjson.loads(text)}
+    done: set[str] = set()
+    updates: list[tuple[str, int]] = []
+    audit: list[Any] = []
+    for w, a in acks:
+        results: list[AckResult] = []
+        for event_id in a.ids:
+            found = state.get(event_id)
+            if found is None or found[0] != a.user_id:
+                results.append(AckResult.NOT_FOUND)
+            elif found[1] or event_id in done:
+                results.append(AckResult.ALREADY_ACKNOWLEDGED)
+            else:
+                done.add(event_id)
+                updates.append((event_id, a.at_us))
+                row = a.audit.get(event_id)
+                if row is not None:
+                    audit += row
+                results.append(AckResult.ACKNOWLEDGED)
+        w.result = results
+    if updates:
+        changed = conn.execute(_ACK_UPDATE, (orjson.dumps(updates),)).rowcount
+        if changed != len(updates):  # cannot happen inside one transaction; never answer wrongly
+            raise sqlite3.OperationalError(f"acknowledged {changed} of {len(updates)} events")
+    return audit
 
 
 def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
