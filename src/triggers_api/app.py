@@ -72,7 +72,7 @@ class TriggersAPI(FastAPI):
 
     fast_app: ASGIApp | None = None
     fast_keys: frozenset[tuple[str, str]] = frozenset()
-    fast_prefixes: dict[tuple[str, str], FastHandler] = {}  # noqa: RUF012 - replaced, never mutated
+    fast_prefixes: dict[tuple[str, str], FastHandler] = {}  # replaced whole, never mutated
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if (

@@ -37,6 +37,7 @@ from triggers_api.storage.base import (
     DeliveryAttempt,
     DeliveryClaim,
     DeliveryDepths,
+    EventPage,
     EventQuery,
     EventRecord,
     EventStatus,
@@ -632,6 +633,50 @@ class SQLiteStorage:
 
         return await self._read(read)
 
+    async def list_events_json(self, query: EventQuery, *, with_ack: bool = False) -> EventPage | None:
+        probe = EventQuery(
+            user_id=query.user_id,
+            statuses=query.statuses,
+            event_type=query.event_type,
+            from_us=query.from_us,
+            to_us=query.to_us,
+            after=query.after,
+            limit=query.limit + 1,
+            newest_first=query.newest_first,
+        )
+        sql, params = _event_listing_sql(probe)
+        order = "DESC" if query.newest_first else "ASC"
+        limit = int(query.limit)
+        page_sql = (
+            f"SELECT CAST(group_concat(CASE WHEN rn <= {limit} THEN obj END, ',') AS BLOB), "
+            f"group_concat(rn, ','), count(*), max(CASE WHEN rn = {limit} THEN ts_us END), "
+            f"max(CASE WHEN rn = {limit} THEN event_id END) FROM (SELECT "
+            f"{_EVENT_OBJECT_ACK if with_ack else _EVENT_OBJECT} AS obj, ts_us, event_id, "
+            f"row_number() OVER (ORDER BY ts_us {order}, event_id {order}) AS rn FROM ({sql}))"
+        )
+
+        def read(conn: sqlite3.Connection) -> EventPage | None:
+            # One sqlite3_step for the page, and no Python object per row: the events are
+            # rendered by SQLite (payload and metadata spliced in as stored, byte for byte).
+            try:
+                body, ranks, count, last_ts, last_id = conn.execute(page_sql, params).fetchone()
+            except sqlite3.OperationalError:  # e.g. a stored payload that is not UTF-8
+                return None
+            if count == 0:
+                return EventPage(b"[]", 0, False, None)
+            # Aggregates promise no order: check the rows were concatenated in page order.
+            if ranks != _RANKS[: len(ranks)] or body is None:
+                return None
+            has_more = count > limit
+            return EventPage(
+                b"[" + bytes(body) + b"]",
+                min(count, limit),
+                has_more,
+                (last_ts, last_id) if has_more else None,
+            )
+
+        return await self._read(read)
+
     async def acknowledge(
         self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]
     ) -> list[AckResult]:
@@ -1194,6 +1239,38 @@ _EVENT_JSON_COLUMNS = ", ".join(
     f"CAST({c} AS TEXT)" if c in ("payload", "metadata") else c
     for c in (column.strip() for column in EVENT_COLUMNS.split(","))
 )
+
+
+def _iso_sql(column: str) -> str:
+    """``events/service.py``'s ISO 8601 form (microseconds, ``Z``) in SQL."""
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch') || '.' || "
+        f"substr('00000' || ({column} % 1000000), -6) || 'Z'"
+    )
+
+
+def _nullable_iso_sql(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso_sql(column)} || '\"' END"
+
+
+#: One event as the API's ``Event`` JSON (``events.service.render_event``), built by SQLite.
+_EVENT_OBJECT = (
+    "'{\"event_id\":' || json_quote(event_id) || ',\"user_id\":' || json_quote(user_id) || "
+    "',\"event_type\":' || json_quote(event_type) || "
+    "',\"payload\":' || COALESCE(CAST(payload AS TEXT), 'null') || "
+    "',\"status\":' || json_quote(status) || "
+    f"',\"timestamp\":\"' || {_iso_sql('ts_us')} || '\"' || "
+    "',\"ttl\":' || expires_at || ',\"retry_count\":' || retry_count || "
+    f"',\"last_retry_at\":' || {_nullable_iso_sql('last_retry_us')} || "
+    f"',\"delivered_at\":' || {_nullable_iso_sql('delivered_us')} || "
+    "',\"metadata\":' || CAST(metadata AS TEXT)"
+)
+_EVENT_OBJECT_ACK = (
+    _EVENT_OBJECT + f" || ',\"acknowledged_at\":' || {_nullable_iso_sql('acknowledged_us')} || '}}'"
+)
+_EVENT_OBJECT += " || '}'"
+#: "1,2,3,...": what ``group_concat(rn)`` reads when the rows were concatenated in page order.
+_RANKS = ",".join(str(n) for n in range(1, 1002))
 
 
 def _events_from_json(text: str) -> list[EventRecord]:
