@@ -645,34 +645,36 @@ class SQLiteStorage:
             newest_first=query.newest_first,
         )
         sql, params = _event_listing_sql(probe)
-        order = "DESC" if query.newest_first else "ASC"
-        limit = int(query.limit)
+        limit, newest_first = int(query.limit), query.newest_first
+        # Each row's listing key, "<ts_us as 20 digits><event_id>": in page order these sort.
         page_sql = (
-            f"SELECT CAST(group_concat(CASE WHEN rn <= {limit} THEN obj END, ',') AS BLOB), "
-            f"group_concat(rn, ','), count(*), max(CASE WHEN rn = {limit} THEN ts_us END), "
-            f"max(CASE WHEN rn = {limit} THEN event_id END) FROM (SELECT "
-            f"{_EVENT_OBJECT_ACK if with_ack else _EVENT_OBJECT} AS obj, ts_us, event_id, "
-            f"row_number() OVER (ORDER BY ts_us {order}, event_id {order}) AS rn FROM ({sql}))"
+            "SELECT CAST(group_concat(obj, char(30)) AS BLOB), group_concat(k, ','), count(*) "
+            f"FROM (SELECT {_EVENT_OBJECT_ACK if with_ack else _EVENT_OBJECT} AS obj, "
+            f"printf('%020d', ts_us) || event_id AS k FROM ({sql}))"
         )
 
         def read(conn: sqlite3.Connection) -> EventPage | None:
             # One sqlite3_step for the page, and no Python object per row: the events are
-            # rendered by SQLite (payload and metadata spliced in as stored, byte for byte).
+            # rendered by SQLite (payload and metadata spliced in as stored, byte for byte),
+            # separated by a byte JSON text cannot hold unescaped (0x1E).
             try:
-                body, ranks, count, last_ts, last_id = conn.execute(page_sql, params).fetchone()
+                body, keys_text, count = conn.execute(page_sql, params).fetchone()
             except sqlite3.OperationalError:  # e.g. a stored payload that is not UTF-8
                 return None
             if count == 0:
                 return EventPage(b"[]", 0, False, None)
-            # Aggregates promise no order: check the rows were concatenated in page order.
-            if ranks != _RANKS[: len(ranks)] or body is None:
+            # Aggregates promise no order: check the rows were concatenated in page order
+            # (a sort of already sorted strings is one pass); otherwise the caller renders.
+            keys = keys_text.split(",")
+            if len(keys) != count or keys != sorted(keys, reverse=newest_first) or body is None:
                 return None
-            has_more = count > limit
+            body = bytes(body)
+            last = None
+            if count > limit:  # the probe row only says that more follow
+                body = body[: body.rfind(b"\x1e")]
+                last = (int(keys[limit - 1][:20]), keys[limit - 1][20:])
             return EventPage(
-                b"[" + bytes(body) + b"]",
-                min(count, limit),
-                has_more,
-                (last_ts, last_id) if has_more else None,
+                b"[" + body.replace(b"\x1e", b",") + b"]", min(count, limit), last is not None, last
             )
 
         return await self._read(read)
@@ -1243,8 +1245,8 @@ _EVENT_JSON_COLUMNS = ", ".join(
 
 def _iso_sql(column: str) -> str:
     """``events/service.py``'s ISO 8601 form (microseconds, ``Z``) in SQL."""
-    return (
-        f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch') || '.' || "
+    return (  # datetime() costs a third of strftime() with a format
+        f"replace(datetime({column} / 1000000, 'unixepoch'), ' ', 'T') || '.' || "
         f"substr('00000' || ({column} % 1000000), -6) || 'Z'"
     )
 
@@ -1255,10 +1257,11 @@ def _nullable_iso_sql(column: str) -> str:
 
 #: One event as the API's ``Event`` JSON (``events.service.render_event``), built by SQLite.
 _EVENT_OBJECT = (
-    "'{\"event_id\":' || json_quote(event_id) || ',\"user_id\":' || json_quote(user_id) || "
+    # event ids (UUIDs) and statuses (an enum) never need escaping: quoted without json_quote
+    '\'{"event_id":"\' || event_id || \'","user_id":\' || json_quote(user_id) || '
     "',\"event_type\":' || json_quote(event_type) || "
     "',\"payload\":' || COALESCE(CAST(payload AS TEXT), 'null') || "
-    "',\"status\":' || json_quote(status) || "
+    "',\"status\":\"' || status || '\"' || "
     f"',\"timestamp\":\"' || {_iso_sql('ts_us')} || '\"' || "
     "',\"ttl\":' || expires_at || ',\"retry_count\":' || retry_count || "
     f"',\"last_retry_at\":' || {_nullable_iso_sql('last_retry_us')} || "
@@ -1269,8 +1272,6 @@ _EVENT_OBJECT_ACK = (
     _EVENT_OBJECT + f" || ',\"acknowledged_at\":' || {_nullable_iso_sql('acknowledged_us')} || '}}'"
 )
 _EVENT_OBJECT += " || '}'"
-#: "1,2,3,...": what ``group_concat(rn)`` reads when the rows were concatenated in page order.
-_RANKS = ",".join(str(n) for n in range(1, 1002))
 
 
 def _events_from_json(text: str) -> list[EventRecord]:
