@@ -3,8 +3,9 @@
 Writes go through one writer thread that *group-commits*: it takes every write waiting in its
 queue, stores the plain event inserts of the whole group as one multi-row INSERT per table, runs
 every other write inside its own SAVEPOINT (so one failure cannot spoil its neighbours; should the
-merged insert fail, the group is re-run write by write), commits them together with one fsync
-(``synchronous=FULL``), then wakes all their waiters with a single loop callback. That is what makes "committed before 201" affordable at thousands of requests per
+merged insert fail, the group is re-run write by write), settles every acknowledgement of the
+group with two statements (``_acknowledge_merged``: their audit rows join the multi-row audit
+INSERT), commits them together with one fsync (``synchronous=FULL``), then wakes all their waiters with a single loop callback. That is what makes "committed before 201" affordable at thousands of requests per
 second: the fsync and the thread hop are shared by everyone waiting. Reads run on a small pool
 of threads with their own connections (WAL lets them read while the writer writes).
 """
