@@ -22,6 +22,8 @@ class Load:
     body_file: Path | None = None
     paths_file: Path | None = None
     warmup_paths_file: Path | None = None  # distinct paths for the warm-up (each event acked once)
+    bodies_file: Path | None = None  # one body per line, used in turn (batch acknowledgements)
+    warmup_bodies_file: Path | None = None
 
 
 @dataclass(slots=True)
@@ -74,8 +76,9 @@ def run_wrk(
     }
     url = base_url + load.path
 
-    def wrk(seconds: float, paths_file: Path | None) -> str:
+    def wrk(seconds: float, paths_file: Path | None, bodies_file: Path | None) -> str:
         env["BENCH_PATHS_FILE"] = str(paths_file or "")
+        env["BENCH_BODIES_FILE"] = str(bodies_file or "")
         command = [
             binary,
             f"-t{threads}",
@@ -95,8 +98,8 @@ def run_wrk(
         return done.stdout
 
     if warmup > 0:
-        wrk(warmup, load.warmup_paths_file or load.paths_file)
-    out = wrk(duration, load.paths_file)
+        wrk(warmup, load.warmup_paths_file or load.paths_file, load.warmup_bodies_file or load.bodies_file)
+    out = wrk(duration, load.paths_file, load.bodies_file)
     line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
@@ -147,6 +150,8 @@ def run_paced(
         command += ["--body-file", str(load.body_file)]
     if load.paths_file is not None:
         command += ["--paths-file", str(load.paths_file)]
+    if load.bodies_file is not None:
+        command += ["--bodies-file", str(load.bodies_file)]
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(

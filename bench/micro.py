@@ -64,15 +64,25 @@ async def drive(
             "ingest": ("POST", "/v1/events", event, b""),
             "batch": ("POST", "/v1/events/batch", batch, b""),
             "inbox": ("GET", "/v1/inbox", b"", b"limit=200"),
+            "ack": ("DELETE", "/v1/events/{id}", b"", b""),
         }[row]
         if row == "inbox":
             for _ in range(3):
                 await one(app, "POST", "/v1/events/batch", batch, b"", key)
+        ids: list[str] = []
+        if row == "ack":  # each acknowledgement on its own stored event
+            from triggers_api.storage.base import EventQuery
+
+            for _ in range(total // 100 + concurrency):
+                await one(app, "POST", "/v1/events/batch", batch, b"", key)
+            stored = await app.state.services.storage.list_events(EventQuery(user_id="bench", limit=10**9))
+            ids = [r.event_id for r in stored]
         statuses: dict[int, int] = {}
 
         async def worker(n: int) -> None:
             for _ in range(n):
-                status = await one(app, method, path, body, query, key)
+                where = path.replace("{id}", ids.pop()) if ids else path
+                status = await one(app, method, where, body, query, key)
                 statuses[status] = statuses.get(status, 0) + 1
 
         await asyncio.gather(*(worker(50) for _ in range(concurrency)))  # warm up
@@ -128,7 +138,7 @@ async def one(app: Any, method: str, path: str, body: bytes, query: bytes, key: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__)
-    parser.add_argument("--row", choices=("ingest", "batch", "inbox"), default="ingest")
+    parser.add_argument("--row", choices=("ingest", "batch", "inbox", "ack"), default="ingest")
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--no-storage", action="store_true", help="inserts answer at once (handler cost)")

@@ -96,10 +96,19 @@ class _Connection(asyncio.Protocol):
         return await self.waiter
 
 
-def build_requests(method: str, host: str, paths: Sequence[str], body: bytes, api_key: str) -> list[bytes]:
+def build_requests(
+    method: str, host: str, paths: Sequence[str], body: bytes, api_key: str, bodies: Sequence[bytes] = ()
+) -> list[bytes]:
     headers = f"Host: {host}\r\n"
     if api_key:
         headers += f"X-API-Key: {api_key}\r\n"
+    if bodies:  # one request per body, all to the first path
+        return [
+            f"{method} {paths[0]} HTTP/1.1\r\n{headers}Content-Type: application/json\r\n"
+            f"Content-Length: {len(b)}\r\n\r\n".encode()
+            + b
+            for b in bodies
+        ]
     if body:
         headers += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return [f"{method} {path} HTTP/1.1\r\n{headers}\r\n".encode() + body for path in paths]
@@ -111,6 +120,7 @@ async def generate(
     method: str = "GET",
     paths: Sequence[str] = (),
     body: bytes = b"",
+    bodies: Sequence[bytes] = (),
     api_key: str = "",
     rate: float = 0.0,
     duration: float = 5.0,
@@ -119,7 +129,9 @@ async def generate(
 ) -> PacedResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = build_requests(method, f"{host}:{port}", list(paths) or [parts.path or "/"], body, api_key)
+    requests = build_requests(
+        method, f"{host}:{port}", list(paths) or [parts.path or "/"], body, api_key, bodies
+    )
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors = 0
@@ -206,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--method", default="GET")
     parser.add_argument("--paths-file", type=Path, help="one path per line, used in turn")
     parser.add_argument("--body-file", type=Path)
+    parser.add_argument("--bodies-file", type=Path, help="one body per line, used in turn")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s offered; 0: closed loop")
     parser.add_argument("--duration", type=float, default=5.0)
@@ -214,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = args.paths_file.read_text().split() if args.paths_file else []
     body = args.body_file.read_bytes() if args.body_file else b""
+    bodies = [b for b in args.bodies_file.read_bytes().splitlines() if b] if args.bodies_file else []
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(
             generate(
@@ -221,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 method=args.method.upper(),
                 paths=paths,
                 body=body,
+                bodies=bodies,
                 api_key=args.api_key,
                 rate=args.rate,
                 duration=args.duration,

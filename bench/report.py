@@ -36,6 +36,29 @@ class Row:
     target: str = ""
     passes: Callable[[float, dict[str, float]], bool] | None = None
     text: Callable[[LoadResult], str] | None = None
+    #: A figure computed from several of one target's measurements (a ratio of two rows of the
+    #: same run), instead of ``value`` of the ``cell`` measurement; None when one is missing.
+    derive: Callable[[dict[str, Cell]], float | None] | None = None
+
+
+def _ratio_of(
+    top: str,
+    bottom: str,
+    top_value: Callable[[LoadResult], float],
+    bottom_value: Callable[[LoadResult], float],
+) -> Callable[[dict[str, Cell]], float | None]:
+    def derive(cells: dict[str, Cell]) -> float | None:
+        a, b = cells.get(top), cells.get(bottom)
+        if not isinstance(a, LoadResult) or not isinstance(b, LoadResult) or a.errors:
+            return None
+        denominator = bottom_value(b)
+        return top_value(a) / denominator if denominator > 0 else None
+
+    return derive
+
+
+def _paced_text(r: LoadResult) -> str:
+    return f"{r.p95_ms:.1f} ({r.offered_rate:,.0f}/s)"
 
 
 def _rate(r: LoadResult) -> float:
@@ -44,6 +67,14 @@ def _rate(r: LoadResult) -> float:
 
 def _events(r: LoadResult) -> float:
     return r.rate * 100
+
+
+def _page_events(r: LoadResult) -> float:
+    return r.rate * 200
+
+
+def _cpu(r: LoadResult) -> float:
+    return r.cpu_us_per_request
 
 
 ROWS = (
@@ -70,17 +101,67 @@ ROWS = (
         "paced",
         lambda r: r.p95_ms,
         "ms",
-        "<= 25 ms",
+        "<= 25 ms at 1/2 saturation",
         lambda v, c: v <= 25,
-        lambda r: f"{r.p95_ms:.1f} ({r.rate:,.0f}/s)",
+        _paced_text,
     ),
     Row("ingest batch of 100: events/s", "batch", _events, "rate", ">= 150,000", lambda v, c: v >= 150_000),
     Row("  batch p95 ms", "batch", lambda r: r.p95_ms, "ms"),
     Row("  server CPU us per event", "batch", lambda r: r.cpu_us_per_request / 100, "ms"),
     Row("inbox page (limit 200): req/s", "inbox", _rate, "rate"),
     Row("  inbox p95 ms", "inbox", lambda r: r.p95_ms, "ms"),
+    Row("  inbox events/s", "inbox", _page_events, "rate"),
+    Row(
+        "  inbox events/s / batch-ingest events/s",
+        "inbox",
+        _rate,
+        "x",
+        ">= 3x",
+        lambda v, c: v >= 3,
+        derive=_ratio_of("inbox", "batch", _page_events, _events),
+    ),
     Row("acknowledge 1 event: req/s", "ack", _rate, "rate"),
     Row("  acknowledge p95 ms", "ack", lambda r: r.p95_ms, "ms"),
+    Row("  server CPU us per acknowledgement", "ack", _cpu, "ms"),
+    Row(
+        "  ack req/s / ingest req/s",
+        "ack",
+        _rate,
+        "x",
+        ">= 1.0x",
+        lambda v, c: v >= 1.0,
+        derive=_ratio_of("ack", "ingest", _rate, _rate),
+    ),
+    Row(
+        "  ack CPU / ingest CPU (per request)",
+        "ack",
+        _rate,
+        "x",
+        "<= 1.0x",
+        lambda v, c: v <= 1.0,
+        derive=_ratio_of("ack", "ingest", _cpu, _cpu),
+    ),
+    Row(
+        "acknowledge 1 event: p95 ms at fixed rate",
+        "ackpaced",
+        lambda r: r.p95_ms,
+        "ms",
+        "<= 25 ms at 1/2 saturation",
+        lambda v, c: v <= 25,
+        _paced_text,
+    ),
+    Row("acknowledge batch of 100: events/s", "ackbatch", _events, "rate"),
+    Row("  ack batch p95 ms", "ackbatch", lambda r: r.p95_ms, "ms"),
+    Row("  server CPU us per acknowledged event", "ackbatch", lambda r: r.cpu_us_per_request / 100, "ms"),
+    Row(
+        "  ack events/s / batch-ingest events/s",
+        "ackbatch",
+        _rate,
+        "x",
+        ">= 1.0x",
+        lambda v, c: v >= 1.0,
+        derive=_ratio_of("ackbatch", "batch", _events, _events),
+    ),
     Row(
         "delivery to a receiver: events/s",
         "delivery",
@@ -88,6 +169,15 @@ ROWS = (
         "rate",
         ">= 5,000",
         lambda v, c: v >= 5_000,
+    ),
+    Row(
+        "  delivery events/s / ingest req/s",
+        "delivery",
+        _rate,
+        "x",
+        ">= 1.5x (PG >= 1.0x)",
+        lambda v, c: v >= 1.5 and c.get("ours-pg", 1.0) >= 1.0,
+        derive=_ratio_of("delivery", "ingest", _rate, _rate),
     ),
 )
 
@@ -100,6 +190,8 @@ def other_process_count(workers: int) -> int:
 def _fmt_value(value: float, unit: str) -> str:
     if unit == "rate":
         return f"{value:,.0f}"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:.1f}"
 
 
@@ -133,7 +225,14 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         for target in present:
             result = results[target]
             cell = result.cells.get(row.cell)
-            if isinstance(cell, LoadResult):
+            if row.derive is not None:
+                derived = row.derive(result.cells) if isinstance(cell, LoadResult) else None
+                if derived is None:
+                    line.append("-")
+                else:
+                    values[target] = derived
+                    line.append(_fmt_value(derived, row.unit))
+            elif isinstance(cell, LoadResult):
                 values[target] = row.value(cell)
                 text = row.text(cell) if row.text else _fmt_value(values[target], row.unit)
                 if cell.errors:
@@ -151,13 +250,16 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
                 line.append("-")
         ours = values.get("ours")
         for target in ceilings:
-            line.append(_ratio(ours, values[target]) if ours is not None and target in values else "-")
+            comparable = row.derive is None and ours is not None and target in values
+            line.append(_ratio(ours, values[target]) if comparable else "-")
         if has_pg:
             pg = values.get("ours-pg")
-            line.append(_ratio(pg, ours) if pg is not None and ours is not None else "-")
+            line.append(_ratio(pg, ours) if pg is not None and ours is not None and not row.derive else "-")
         if has_traced:
             traced = values.get("ours-traced")
-            line.append(_ratio(traced, ours) if traced is not None and ours is not None else "-")
+            line.append(
+                _ratio(traced, ours) if traced is not None and ours is not None and not row.derive else "-"
+            )
         line.append(row.target)
         if row.passes is None or ours is None:
             line.append("")
@@ -182,11 +284,17 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
 
     rule = "-+-".join("-" * w for w in widths)
     generator = "wrk -t1" if not options.smoke else "bench.paced (closed loop)"
+    offered = (
+        f"{options.rate:,.0f} req/s"
+        if options.rate > 0
+        else "half of the saturation rate the same target reached on that route in this run"
+    )
     out = [
         f"Triggers API benchmarks: {machine}",
         f"{options.workers} uvicorn worker(s) per Python target, nginx {options.workers} worker(s); "
         f"saturation rows: {generator} -c{options.connections}, {options.duration:g} s after "
-        f"{options.warmup:g} s warm-up; fixed-rate row: bench.paced, {options.rate:,.0f} req/s offered, open loop; "
+        f"{options.warmup:g} s warm-up; fixed-rate rows: bench.paced, open loop, offering "
+        f"{offered}; "
         f"{f'best of {options.repeat} per row; ' if options.repeat > 1 else ''}whole run {elapsed:.0f} s",
         "",
         fmt(header),

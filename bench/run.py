@@ -11,9 +11,11 @@ share the two cores with each other, only with the load generator):
 - ``baseline``: the straightforward design: FastAPI + one SQLite commit per request.
 
 Rows: single-event ingest at saturation (wrk, closed loop), the same at a fixed offered rate
-(``bench.paced``, open loop, latency from the intended send time), batch ingest (100 events per
-request), inbox page reads (limit 200), acknowledgements (``DELETE /v1/events/{id}``, each id
-once), push delivery to a loopback receiver, and the service's peak RSS.
+(``bench.paced``, open loop, latency from the intended send time; by default half of the
+saturation rate the same target showed in the same run), batch ingest (100 events per request),
+inbox page reads (limit 200), acknowledgements (``DELETE /v1/events/{id}``, each id once; at
+saturation and at half of it), batch acknowledgements (``POST /v1/events/acknowledge/batch``,
+100 ids, each once), push delivery to a loopback receiver, and the service's peak RSS.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ EVENT = {
     },
 }
 TARGETS = ("ours", "ours-traced", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
-ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
+ROWS = ("ingest", "paced", "batch", "inbox", "ack", "ackbatch", "delivery")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -67,7 +69,7 @@ class Options:
     warmup: float = 1.0
     workers: int = 1
     connections: int = 50
-    rate: float = 5000.0
+    rate: float = 0.0  # offered rate of the fixed-rate rows; 0: half of the same target's saturation
     repeat: int = 1  # measurements per row, the best kept (not for acknowledgements)
     smoke: bool = False
     targets: tuple[str, ...] = TARGETS
@@ -187,7 +189,8 @@ class Runner:
             warm = Load(load.method, load.path, load.body_file, load.warmup_paths_file or load.paths_file)
             self._saturate(server.url, warm, api_key, self.o.warmup)
         best: LoadResult | None = None
-        for _ in range(1 if load.paths_file else self.o.repeat):  # ids are acknowledged once
+        once = load.paths_file or load.bodies_file  # ids are acknowledged once: one measurement
+        for _ in range(1 if once else self.o.repeat):
             cpu = server.cpu_seconds()
             result = self._saturate(server.url, load, api_key, self.o.duration)
             result.server_cpu = server.cpu_seconds() - cpu
@@ -205,14 +208,23 @@ class Runner:
             url, load, api_key=api_key, rate=0, duration=duration, warmup=0, connections=self.o.connections
         )
 
-    def paced(self, url: str, load: Load, api_key: str) -> LoadResult:
+    def offered_rate(self, saturation: Cell | None) -> float:
+        """The fixed-rate rows' offered rate: ``--rate`` if given, else half of the saturation
+        rate the same target reached on the same route in this run (ordinary load, not overload)."""
+        if self.o.rate > 0:
+            return self.o.rate
+        if isinstance(saturation, LoadResult) and saturation.rate > 0:
+            return max(1.0, saturation.rate / 2)
+        return 200.0 if self.o.smoke else 1000.0
+
+    def paced(self, url: str, load: Load, api_key: str, rate: float) -> LoadResult:
         best: LoadResult | None = None
-        for _ in range(self.o.repeat):
+        for _ in range(1 if load.paths_file else self.o.repeat):  # ids are acknowledged once
             result = run_paced(
                 url,
                 load,
                 api_key=api_key,
-                rate=self.o.rate,
+                rate=rate,
                 duration=self.o.duration,
                 warmup=self.o.warmup,
                 connections=self.o.connections,
@@ -241,7 +253,7 @@ class Runner:
         if "ingest" in rows:
             cells["ingest"] = self.saturate(server, single, api_key)
         if "paced" in rows:
-            cells["paced"] = self.paced(url, single, api_key)
+            cells["paced"] = self.paced(url, single, api_key, self.offered_rate(cells.get("ingest")))
         if "batch" in rows:
             cells["batch"] = self.saturate(
                 server, Load("POST", "/v1/events/batch", body_file=f.batch), api_key
@@ -264,6 +276,46 @@ class Runner:
                 warmup_paths_file=write_paths(self.workdir / f"ack-warmup-{tag}.txt", ids[:split]),
             )
             cells["ack"] = self.saturate(server, ack, api_key)
+            if "paced" in rows:  # acknowledgements at half of their own saturation rate
+                rate = self.offered_rate(cells["ack"])
+                count = int(rate * (self.o.duration + self.o.warmup + 1) * 1.2) + 100
+                if stores:
+                    more = preingest(url, api_key, f.batch.read_bytes(), count)
+                else:
+                    more = [str(uuid.uuid4()) for _ in range(min(count, 20_000))]
+                paced_ack = Load(
+                    "DELETE",
+                    "/v1/events/{id}",
+                    paths_file=write_paths(self.workdir / f"ackp-{tag}.txt", more),
+                )
+                cells["ackpaced"] = self.paced(url, paced_ack, api_key, rate)
+        if "ackbatch" in rows and stores:
+            cells["ackbatch"] = self.ack_batches(server, api_key, cells.get("batch"))
+        return result
+
+    def ack_batches(self, server: Server, api_key: str, batch: Cell | None) -> LoadResult:
+        """``POST /v1/events/acknowledge/batch`` with 100 distinct stored ids per request, each
+        id acknowledged once (the warm-up acknowledges other events than the measured run)."""
+        rate = batch.rate * 100 if isinstance(batch, LoadResult) else 40_000
+        needed = 2_000 if self.o.smoke else int(min(600_000, max(20_000, rate * (self.o.duration + 2) * 2)))
+        ids = preingest(server.url, api_key, self.files.batch.read_bytes(), needed)
+        tag = uuid.uuid4().hex[:8]
+        bodies = [orjson.dumps({"event_ids": ids[i : i + 100]}) for i in range(0, len(ids) - 99, 100)]
+        split = max(1, len(bodies) // 5)
+        warm, measured = self.workdir / f"ackb-warmup-{tag}.txt", self.workdir / f"ackb-{tag}.txt"
+        warm.write_bytes(b"\n".join(bodies[:split]) + b"\n")
+        measured.write_bytes(b"\n".join(bodies[split:]) + b"\n")
+        load = Load(
+            "POST",
+            "/v1/events/acknowledge/batch",
+            bodies_file=measured,
+            warmup_bodies_file=warm,
+        )
+        result = self.saturate(server, load, api_key)
+        # Ran out of ids: later requests found their events acknowledged (the smoke run, a second
+        # long, only checks that the row runs).
+        if not self.o.smoke and result.requests > len(bodies) - split:
+            result.errors += result.requests - (len(bodies) - split)
         return result
 
 
@@ -411,7 +463,7 @@ def run_ceiling(runner: Runner, name: str, workdir: Path) -> TargetResult:
         name, CEILING_FACTORIES[name], workers=runner.o.workers, workdir=workdir, env=env
     )
     try:
-        return runner.measure(server, "", stores=name == "baseline")
+        return runner.measure(server, "", stores=name == "baseline", rows=_ceiling_rows(runner))
     finally:
         server.stop()
 
@@ -425,7 +477,7 @@ def run_nginx(runner: Runner, workdir: Path) -> TargetResult:
     }
     server = start_nginx(workers=runner.o.workers, workdir=workdir, responses=responses)
     try:
-        return runner.measure(server, "", stores=False)
+        return runner.measure(server, "", stores=False, rows=_ceiling_rows(runner))
     finally:
         server.stop()
 
@@ -449,6 +501,11 @@ def postgres_schema(url: str) -> Iterator[str]:
 
         with contextlib.suppress(Exception):
             asyncio.run(drop())
+
+
+def _ceiling_rows(runner: Runner) -> tuple[str, ...]:
+    """The ceilings have no batch-acknowledgement route: that row is the service's alone."""
+    return tuple(r for r in runner.o.rows if r != "ackbatch")
 
 
 def skipped(reason: str) -> TargetResult:
@@ -563,7 +620,12 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)))
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=5000.0, help="offered rate of the paced row")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered rate of the fixed-rate rows (default: half of each target's saturation rate)",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -598,7 +660,7 @@ def parse_args(argv: list[str] | None) -> Options:
     if options.smoke:
         options.duration = min(options.duration, 1.0)
         options.warmup = min(options.warmup, 0.2)
-        options.rate = min(options.rate, 200.0)
+        options.rate = min(options.rate, 200.0) if options.rate > 0 else 200.0
         options.connections = min(options.connections, 4)
         options.repeat = 1
     return options

@@ -3,12 +3,14 @@
 --   BENCH_BODY_FILE   request body (POST)
 --   BENCH_API_KEY     sent as X-API-Key
 --   BENCH_PATHS_FILE  optional: one path per line, used in turn (acknowledging distinct events)
+--   BENCH_BODIES_FILE optional: one body per line, used in turn (batch acknowledgements)
 -- done() prints one line, "BENCH_JSON {...}", that bench/wrk.py parses.
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body_file = os.getenv("BENCH_BODY_FILE") or ""
 local api_key = os.getenv("BENCH_API_KEY") or ""
 local paths_file = os.getenv("BENCH_PATHS_FILE") or ""
+local bodies_file = os.getenv("BENCH_BODIES_FILE") or ""
 
 wrk.method = method
 if body_file ~= "" then
@@ -21,7 +23,19 @@ if api_key ~= "" then
   wrk.headers["X-API-Key"] = api_key
 end
 
-if paths_file ~= "" then
+if bodies_file ~= "" then
+  local bodies = {}
+  for line in io.lines(bodies_file) do
+    if line ~= "" then bodies[#bodies + 1] = line end
+  end
+  wrk.headers["Content-Type"] = "application/json"
+  local i = 0
+  function request()
+    i = i + 1
+    if i > #bodies then i = 1 end
+    return wrk.format(nil, nil, nil, bodies[i])
+  end
+elseif paths_file ~= "" then
   local paths = {}
   for line in io.lines(paths_file) do
     if line ~= "" then paths[#paths + 1] = line end

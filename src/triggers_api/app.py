@@ -30,7 +30,7 @@ from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
 from triggers_api.dashboard import install as install_dashboard
 from triggers_api.delivery import install as install_delivery
-from triggers_api.edge import Edge, TrustedProxies, request_id_of
+from triggers_api.edge import Edge, FastHandler, TrustedProxies, fast_prefix_handler, request_id_of
 from triggers_api.errors import (
     ApiError,
     MethodNotAllowed,
@@ -46,6 +46,7 @@ from triggers_api.events.router import router as events_router
 from triggers_api.events.schemas import BatchInput, EventInput
 from triggers_api.events.service import Ingestor
 from triggers_api.health import router as health_router
+from triggers_api.inbox.fastpath import ACK_PREFIX, make_ack_handler
 from triggers_api.inbox.router import router as inbox_router
 from triggers_api.inbox.stream import install as install_stream
 from triggers_api.keys.router import router as keys_router
@@ -65,9 +66,10 @@ AppExtension = Callable[[FastAPI, Services], None]
 
 
 class TriggersAPI(FastAPI):
-    """FastAPI that hands the two ingestion routes to their own short chain before its stack.
+    """FastAPI that hands the two ingestion routes and the acknowledgement to their own short
+    chain before its stack.
 
-    On ``POST /v1/events`` and ``/v1/events/batch`` the framework's layers (error, body-limit
+    On ``POST /v1/events``, ``/v1/events/batch`` and ``DELETE /v1/events/{event_id}`` the framework's layers (error, body-limit
     and telemetry middleware, routing) cost more CPU per request than the work itself; the
     short chain is the outer middleware extensions registered (HTTP metrics), the same
     :class:`~triggers_api.edge.Edge` and the lean handler. Every other request takes the
@@ -76,12 +78,16 @@ class TriggersAPI(FastAPI):
 
     fast_app: ASGIApp | None = None
     fast_keys: frozenset[tuple[str, str]] = frozenset()
+    fast_prefixes: dict[tuple[str, str], FastHandler] = {}  # replaced whole, never mutated
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if (
             self.fast_app is not None
             and scope["type"] == "http"
-            and (scope["method"], scope["path"]) in self.fast_keys
+            and (
+                (scope["method"], scope["path"]) in self.fast_keys
+                or fast_prefix_handler(self.fast_prefixes, scope["method"], scope["path"]) is not None
+            )
         ):
             await self.fast_app(scope, receive, send)
         else:
@@ -93,6 +99,7 @@ class TriggersAPI(FastAPI):
             chain = middleware(chain, **options)
         self.fast_app = chain
         self.fast_keys = frozenset(edge.fast_routes)
+        self.fast_prefixes = dict(edge.fast_prefix_routes)
 
 
 def build_services(settings: Settings) -> Services:
@@ -273,12 +280,15 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         ("POST", "/v1/events"): make_ingest_handler(services, batch=False),
         ("POST", "/v1/events/batch"): make_ingest_handler(services, batch=True),
     }
+    # The acknowledgement (DELETE /v1/events/{event_id}): the consumer's hot path.
+    fast_prefix_routes = {("DELETE", ACK_PREFIX): make_ack_handler(services)}
     proxies = TrustedProxies(settings.trusted_proxies)
     app.add_middleware(
         Edge,
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
+        fast_prefix_routes=fast_prefix_routes,
         trusted_proxies=proxies,
         storage_retry_after=settings.storage_retry_after,
     )
@@ -290,6 +300,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
+        fast_prefix_routes=fast_prefix_routes,
         trusted_proxies=proxies,
         storage_retry_after=settings.storage_retry_after,
     )

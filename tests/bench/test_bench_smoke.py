@@ -37,7 +37,7 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,  # about a minute on a quiet machine; several on a shared, busy one
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -48,16 +48,21 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path) -> None:
         "batch of 100",
         "inbox page",
         "acknowledge",
+        "acknowledge batch of 100",
+        "acknowledge 1 event: p95 ms at fixed rate",
+        "ack req/s / ingest req/s",
     ):
         assert label in table
     assert "failed:" not in table, table
     figures = orjson.loads(out.read_bytes())
     delivery = figures["ours"]["cells"]["delivery"]  # may drain the few events of a smoke run
     assert isinstance(delivery, dict) or "were all delivered" in delivery, delivery
-    for row in ("ingest", "paced", "batch", "inbox", "ack"):
+    for row in ("ingest", "paced", "batch", "inbox", "ack", "ackpaced", "ackbatch"):
         cell = figures["ours"]["cells"][row]
         assert isinstance(cell, dict), f"{row}: {cell}"
-        assert cell["requests"] > 0 and cell["errors"] == 0, f"{row}: {cell}"
+        assert cell["requests"] > 0, f"{row}: {cell}"
+        if row != "ackpaced":  # open loop: on a busy machine some may go unanswered, a figure
+            assert cell["errors"] == 0, f"{row}: {cell}"
     for row in ("ingest", "batch", "inbox", "ack"):
         assert figures["raw"]["cells"][row]["requests"] > 0
     assert figures["ours"]["peak_rss"] > 0

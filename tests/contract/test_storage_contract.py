@@ -328,6 +328,46 @@ async def test_ids_order_bytewise_at_equal_times(storage: Storage) -> None:
     assert [r.event_id for r in rows] == sorted(ids, key=lambda s: s.encode())
 
 
+async def test_pages_encoded_by_the_database_match_the_rendered_records(storage: Storage) -> None:
+    """``list_events_json`` is the same page as ``list_events``, rendered like ``render_event``:
+    byte for byte for ordinary events, the same JSON for exotic text."""
+    from triggers_api.events.service import render_event
+
+    plain = [event(ts=T0 + i, payload=b'{"n":%d,"s":"x"}' % i) for i in range(7)]
+    exotic = event(
+        ts=T0 + 7, payload='{"s":"ü \\u0000 \\" \\\\ \\n","big":123456789012345678901234}'.encode()
+    )
+    exotic.metadata = b'{"source_ip":null,"user_agent":"\xc3\xa9\\t"}'
+    done = event(ts=T0 + 8, status=EventStatus.DELIVERED.value)
+    done.delivered_us, done.retry_count, done.last_retry_us = T0 + 9, 2, 1_700_000_123_000_001
+    await store(storage, *plain, exotic, done, event(user="bob", ts=T0 + 3))
+    await storage.acknowledge("alice", [done.event_id], 1_700_000_999_000_000, {})
+    queries = [
+        EventQuery(user_id="alice", statuses=tuple(s.value for s in INBOX_STATUSES), limit=3),
+        EventQuery(user_id="alice", limit=200, newest_first=True),
+        EventQuery(user_id="alice", limit=4, after=(T0 + 2, plain[2].event_id)),
+        EventQuery(user_id="alice", statuses=("delivered",), limit=5),
+        EventQuery(user_id="nobody", limit=5),
+    ]
+    for query in queries:
+        for with_ack in (False, True):
+            page = await storage.list_events_json(query, with_ack=with_ack)
+            assert page is not None
+            probe = EventQuery(
+                **{**{f: getattr(query, f) for f in query.__slots__}, "limit": query.limit + 1}
+            )
+            records = await storage.list_events(probe)
+            shown = records[: query.limit]
+            assert page.count == len(shown)
+            assert page.has_more == (len(records) > query.limit)
+            assert page.last == ((shown[-1].ts_us, shown[-1].event_id) if page.has_more else None)
+            expected = [render_event(r, with_ack=with_ack) for r in shown]
+            assert orjson.loads(page.events) == orjson.loads(orjson.dumps(expected))
+            ordinary = [r for r in shown if r.event_id != exotic.event_id]
+            if len(ordinary) == len(shown):
+                assert page.events == orjson.dumps(expected)
+
+
 # -- acknowledgement ----------------------------------------------------------------------------------
 async def test_acknowledge_drops_the_payload_and_audits_once(storage: Storage) -> None:
     a, b = event(), event(ts=T0 + 1)
@@ -388,6 +428,56 @@ async def test_concurrent_acknowledgements_change_an_event_once(
         assert column.count(AckResult.ALREADY_ACKNOWLEDGED) == 5
     audits = await storage.list_audit(AuditQuery(user_id="alice", action="event.acknowledged", limit=200))
     assert sorted(a.event_id or "" for a in audits) == sorted(ids)
+
+
+async def test_acknowledgements_committed_together_keep_every_result_exact(storage: Storage) -> None:
+    """Acknowledgements made at once share one group commit (SQLite) or statement (PostgreSQL):
+    each still answers as if it had run alone, one after the other."""
+    mine = [event(ts=T0 + i) for i in range(6)]
+    theirs, done = event(user="bob", ts=T0 + 10), event(ts=T0 + 11)
+    await store(storage, *mine, theirs, done)
+    assert await storage.acknowledge("alice", [done.event_id], T0 + 20, {}) == [AckResult.ACKNOWLEDGED]
+    missing = str(uuid.uuid4())
+    batch = [m.event_id for m in mine[1:]] + [mine[1].event_id]
+    calls = [
+        ("alice", [mine[0].event_id], T0 + 100),
+        ("alice", [mine[0].event_id], T0 + 101),  # the same event again
+        ("alice", [theirs.event_id], T0 + 102),  # another user's: exactly like an unknown one
+        ("bob", [theirs.event_id], T0 + 103),  # its owner
+        ("alice", [done.event_id, missing], T0 + 104),
+        ("alice", batch, T0 + 105),  # a batch holding a duplicate
+    ]
+
+    def audit(user: str, ids: list[str], at: int) -> dict[str, AuditRecord]:
+        return {
+            i: AuditRecord(str(uuid.uuid4()), user, "event.acknowledged", at, i, b"{}", "", "r") for i in ids
+        }
+
+    results = await asyncio.gather(
+        *(storage.acknowledge(user, ids, at, audit(user, ids, at)) for user, ids, at in calls)
+    )
+    first, second = results[0][0], results[1][0]
+    assert sorted([first, second]) == sorted([AckResult.ACKNOWLEDGED, AckResult.ALREADY_ACKNOWLEDGED])
+    assert results[2:] == [
+        [AckResult.NOT_FOUND],
+        [AckResult.ACKNOWLEDGED],
+        [AckResult.ALREADY_ACKNOWLEDGED, AckResult.NOT_FOUND],
+        [AckResult.ACKNOWLEDGED] * 5 + [AckResult.ALREADY_ACKNOWLEDGED],
+    ]
+    winner_at = T0 + 100 if first is AckResult.ACKNOWLEDGED else T0 + 101
+    got = await storage.get_event("alice", mine[0].event_id)
+    assert got is not None and (got.status, got.payload, got.acknowledged_us) == (
+        "delivered",
+        None,
+        winner_at,
+    )
+    bob = await storage.get_event("bob", theirs.event_id)
+    assert bob is not None and bob.acknowledged_us == T0 + 103
+    acks = await storage.list_audit(AuditQuery(user_id="alice", action="event.acknowledged", limit=50))
+    expected = [(mine[0].event_id, winner_at)] + [(m.event_id, T0 + 105) for m in mine[1:]]
+    assert sorted((a.event_id or "", a.ts_us) for a in acks) == sorted(expected)
+    bob_acks = await storage.list_audit(AuditQuery(user_id="bob", action="event.acknowledged"))
+    assert [(a.event_id, a.ts_us) for a in bob_acks] == [(theirs.event_id, T0 + 103)]
 
 
 # -- keys ---------------------------------------------------------------------------------------------

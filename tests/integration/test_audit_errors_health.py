@@ -85,6 +85,7 @@ async def test_unexpected_failure_is_a_generic_500_without_a_trace(
         raise RuntimeError("secret internals /etc/passwd")
 
     monkeypatch.setattr(storage, "list_events", explode)
+    monkeypatch.setattr(storage, "list_events_json", explode)  # the inbox's usual read
     response = await client.get("/v1/inbox", headers=auth)
     error = assert_error(response, 500, "INTERNAL_ERROR")
     assert "secret" not in response.text and "Traceback" not in response.text

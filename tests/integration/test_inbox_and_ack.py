@@ -8,7 +8,9 @@ import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from tests.conftest import new_key
 from tests.integration.test_ingestion import assert_error
 
 
@@ -224,3 +226,28 @@ async def test_events_listing_is_newest_first_in_any_status(
     ids = await ingest(client, auth, 5)
     await client.delete(f"/v1/events/{ids[1]}", headers=auth)
     assert await walk(client, auth, "/v1/events", 2) == list(reversed(ids))
+
+
+async def test_acknowledgement_fast_path_keeps_the_route_contract(
+    app: FastAPI, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """DELETE /v1/events/{id} skips the framework (inbox/fastpath.py) yet answers like the
+    documented route: checks in order, error shapes, rate-limit and request-id headers, metrics."""
+    (event_id,) = await ingest(client, auth, 1)
+    assert_error(await client.delete(f"/v1/events/{event_id}"), 401, "UNAUTHORIZED")
+    writer = {"X-API-Key": await new_key(app, scopes=("events:write",))}
+    assert_error(await client.delete(f"/v1/events/{event_id}", headers=writer), 403, "FORBIDDEN")
+    other = {"X-API-Key": await new_key(app, user_id="bob")}
+    assert_error(await client.delete(f"/v1/events/{event_id}", headers=other), 404, "NOT_FOUND")
+    gone = await client.delete("/v1/events/batch", headers=auth)
+    assert_error(gone, 405, "METHOD_NOT_ALLOWED")
+    assert gone.headers["allow"] == "POST"
+    deeper = await client.delete(f"/v1/events/{event_id}/status", headers=auth)  # not an ack
+    assert deeper.status_code == 405
+    response = await client.delete(f"/v1/events/{event_id.upper()}", headers={**auth, "X-Request-ID": "r-1"})
+    assert response.status_code == 204 and response.content == b""
+    assert response.headers["x-request-id"] == "r-1"
+    assert "ratelimit" in response.headers and "content-type" not in response.headers
+    assert_error(await client.delete(f"/v1/events/{event_id}", headers=auth), 410, "EVENT_GONE")
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/events/{event_id}",status="204"' in metrics.replace('method="DELETE",', "")

@@ -87,6 +87,10 @@ async def list_inbox(
         after=service.decode_cursor("i", offset),
         limit=limit,
     )
+    if wait <= 0:  # the usual read: encoded by the database, no Python object per event
+        body = await service.page_json(services.storage, query, "i")
+        if body is not None:
+            return Response(body, media_type="application/json")
     rows, cursor = await page_or_wait(services, query, "i", wait)
     return Response(_page_body([render_event(r) for r in rows], limit, cursor), media_type="application/json")
 
@@ -118,6 +122,9 @@ async def list_events(
         limit=limit,
         newest_first=True,
     )
+    encoded = await service.page_json(services.storage, query, "e", with_ack=True)
+    if encoded is not None:
+        return Response(encoded, media_type="application/json")
     rows, cursor = await service.page(services.storage, query, "e")
     body = _page_body([render_event(r, with_ack=True) for r in rows], limit, cursor)
     return Response(body, media_type="application/json")

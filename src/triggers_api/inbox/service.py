@@ -17,7 +17,14 @@ import orjson
 
 from triggers_api.errors import ValidationFailed
 from triggers_api.events.service import new_log_id, parse_uuid
-from triggers_api.storage.base import AckResult, AuditRecord, EventQuery, EventRecord, Storage, now_us
+from triggers_api.storage.base import (
+    AckResult,
+    AuditRecord,
+    EventQuery,
+    EventRecord,
+    Storage,
+    now_us,
+)
 
 _CURSOR = re.compile(r"^(?P<kind>[a-z])1:(?P<ts>\d{1,19}):(?P<id>[0-9a-f-]{36})$")
 
@@ -91,6 +98,24 @@ async def page(storage: Storage, query: EventQuery, kind: str) -> tuple[list[Eve
     rows = rows[: query.limit]
     cursor = encode_cursor(kind, rows[-1].ts_us, rows[-1].event_id) if has_more and rows else None
     return rows, cursor
+
+
+async def page_json(
+    storage: Storage, query: EventQuery, kind: str, *, with_ack: bool = False
+) -> bytes | None:
+    """The whole response body of one page, the events encoded by the database (no Python
+    object per row); None when the storage cannot encode it (then :func:`page` and render)."""
+    encoded = await storage.list_events_json(query, with_ack=with_ack)
+    if encoded is None:
+        return None
+    cursor = encode_cursor(kind, *encoded.last) if encoded.has_more and encoded.last else None
+    return (
+        b'{"events":'
+        + encoded.events
+        + b',"pagination":'
+        + orjson.dumps({"limit": query.limit, "offset": cursor, "has_more": cursor is not None})
+        + b"}"
+    )
 
 
 def fold_event_ids(raw_ids: Sequence[str]) -> list[str]:

@@ -106,6 +106,21 @@ class EventQuery:
 
 
 @dataclass(slots=True, frozen=True)
+class EventPage:
+    """One listing page encoded by the database (:meth:`Storage.list_events_json`).
+
+    ``events`` is the JSON array of the page's events, each rendered exactly as the API's
+    ``Event`` schema (``acknowledged_at`` included when asked for): the bytes go into the response
+    as they are, with no Python object per row.
+    """
+
+    events: bytes
+    count: int
+    has_more: bool
+    last: tuple[int, str] | None  # (ts_us, event_id) of the page's last row when has_more
+
+
+@dataclass(slots=True, frozen=True)
 class AuditQuery:
     user_id: str
     event_id: str | None = None
@@ -230,6 +245,11 @@ class Storage(Protocol):
     async def get_event(self, user_id: str, event_id: str) -> EventRecord | None: ...
 
     async def list_events(self, query: EventQuery) -> list[EventRecord]: ...
+
+    async def list_events_json(self, query: EventQuery, *, with_ack: bool = False) -> EventPage | None:
+        """The page :meth:`list_events` would return (``query.limit`` rows at most, and whether
+        more follow), already encoded as JSON; None when the database cannot encode this one
+        exactly (the caller then renders :meth:`list_events`' records itself)."""
 
     async def acknowledge(
         self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]

@@ -51,6 +51,7 @@ from triggers_api.storage.base import (
     DeliveryAttempt,
     DeliveryClaim,
     DeliveryDepths,
+    EventPage,
     EventQuery,
     EventRecord,
     EventStatus,
@@ -270,6 +271,34 @@ SELECT event_id, false FROM events WHERE user_id = $1 AND event_id = ANY($2::tex
 """
 
 
+#: Every acknowledgement of a group in one statement (see ``_ack_group``): ``$1-$3`` the distinct
+#: (event, user) pairs with their times, ``$4-$12`` the audit rows keyed by event (``k``). The
+#: final SELECT reads the statement's snapshot, so it finds the rows the update just changed too.
+_ACKNOWLEDGE_GROUP = f"""
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(event_id, user_id, at)
+), upd AS (
+    UPDATE events AS e SET status = '{EventStatus.DELIVERED.value}', acknowledged_us = v.at,
+        delivered_us = COALESCE(e.delivered_us, v.at), payload = NULL
+    FROM v
+    WHERE e.event_id = v.event_id AND e.user_id = v.user_id AND e.acknowledged_us IS NULL
+    RETURNING e.event_id, e.user_id
+), au AS (
+    INSERT INTO audit_logs ({AUDIT_COLUMNS})
+    SELECT a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[],
+                $10::text[], $11::text[], $12::text[])
+        AS a(log_id, user_id, action, ts_us, event_id, details, ip_address, request_id, k)
+    WHERE (a.k, a.user_id) IN (SELECT event_id, user_id FROM upd)
+    RETURNING 1
+)
+SELECT event_id, user_id, true AS changed FROM upd
+UNION ALL
+SELECT e.event_id, e.user_id, false FROM events AS e
+JOIN v ON e.event_id = v.event_id AND e.user_id = v.user_id
+"""
+
+
 # Lease due, unleased pending events, earliest due first. SKIP LOCKED: rows another worker is
 # claiming right now are passed over, not waited for; the lock is re-checked on the newest row
 # version, so an event is never leased to two callers whose leases are both live. The pick is a
@@ -389,6 +418,38 @@ class _Write:
         self.size = max(1, len(self.events), len(self.audit))
 
 
+@dataclass(slots=True)
+class _Ack:
+    """One queued :meth:`PostgresStorage.acknowledge` call waiting for its group."""
+
+    user_id: str
+    ids: list[str]
+    at_us: int
+    audit: dict[str, AuditRecord]
+    future: asyncio.Future[list[AckResult]]
+
+
+def _ack_results(
+    ids: Sequence[str],
+    user_id: str,
+    changed: set[tuple[str, str]],
+    present: set[tuple[str, str]],
+    reported: set[tuple[str, str]],
+) -> list[AckResult]:
+    """Each id's result; of several acknowledgements of one event the first reported wins."""
+    results: list[AckResult] = []
+    for event_id in ids:
+        key = (event_id, user_id)
+        if key in changed and key not in reported:
+            reported.add(key)
+            results.append(AckResult.ACKNOWLEDGED)
+        elif key in present:
+            results.append(AckResult.ALREADY_ACKNOWLEDGED)
+        else:
+            results.append(AckResult.NOT_FOUND)
+    return results
+
+
 class PostgresStorage:
     """Implements :class:`~triggers_api.storage.base.Storage` on PostgreSQL (asyncpg pool)."""
 
@@ -408,7 +469,7 @@ class PostgresStorage:
         self.dsn = dsn
         self.schema = schema
         self.pool_min = pool_min
-        self.pool_max = max(pool_max, writers + 1, pool_min)
+        self.pool_max = max(pool_max, 2 * writers + 1, pool_min)  # ingest and ack writers + a reader
         self.commit_batch_max = commit_batch_max
         self.writers = writers
         self.timeout = timeout  # connection wait and statement limit: an outage answers, never hangs
@@ -416,6 +477,8 @@ class PostgresStorage:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._writer_tasks: list[asyncio.Task[None]] = []
+        self._ack_queue: asyncio.Queue[_Ack | None] | None = None
+        self._ack_tasks: list[asyncio.Task[None]] = []
         self._opened = False
         # LISTEN/NOTIFY: one channel per schema (NOTIFY is database-wide).
         self.channel = f"triggers_events:{schema}" if schema else "triggers_events"
@@ -497,6 +560,10 @@ class PostgresStorage:
         self._writer_tasks = [
             asyncio.create_task(self._write_loop(), name=f"pg-writer-{i}") for i in range(self.writers)
         ]
+        self._ack_queue = asyncio.Queue()
+        self._ack_tasks = [
+            asyncio.create_task(self._ack_loop(), name=f"pg-ack-writer-{i}") for i in range(self.writers)
+        ]
         self._announce_wake = asyncio.Event()
         self._announce_task = asyncio.create_task(self._announce_loop(), name="pg-notify")
         self._opened = True
@@ -512,6 +579,11 @@ class PostgresStorage:
                 self._queue.put_nowait(None)  # after everything already queued
         await asyncio.gather(*self._writer_tasks, return_exceptions=True)
         self._writer_tasks = []
+        if self._ack_queue is not None:
+            for _ in self._ack_tasks:
+                self._ack_queue.put_nowait(None)
+        await asyncio.gather(*self._ack_tasks, return_exceptions=True)
+        self._ack_tasks = []
         for task in (self._announce_task, self._listen_task):
             if task is not None:
                 task.cancel()
@@ -707,12 +779,136 @@ class PostgresStorage:
         async with self._conn("read failed") as conn:
             return [_event(r) for r in await conn.fetch(sql, *params)]
 
+    async def list_events_json(self, query: EventQuery, *, with_ack: bool = False) -> EventPage | None:
+        if _has_nul(query.user_id, query.event_type, *query.statuses) or (
+            query.after is not None and _has_nul(query.after[1])
+        ):
+            return EventPage(b"[]", 0, False, None)
+        probe = EventQuery(
+            user_id=query.user_id,
+            statuses=query.statuses,
+            event_type=query.event_type,
+            from_us=query.from_us,
+            to_us=query.to_us,
+            after=query.after,
+            limit=query.limit + 1,
+            newest_first=query.newest_first,
+        )
+        sql, params = event_listing_sql(probe)
+        order = "DESC" if query.newest_first else "ASC"
+        limit = int(query.limit)
+        page_sql = (
+            f"SELECT string_agg(obj, ',' ORDER BY rn) FILTER (WHERE rn <= {limit}), count(*), "
+            f"max(ts_us) FILTER (WHERE rn = {limit}), max(event_id) FILTER (WHERE rn = {limit}) "
+            f"FROM (SELECT {_EVENT_OBJECT_ACK if with_ack else _EVENT_OBJECT} AS obj, ts_us, event_id, "
+            f"row_number() OVER (ORDER BY ts_us {order}, event_id {order}) AS rn FROM ({sql}) AS page) AS q"
+        )
+        try:
+            async with self._conn("read failed") as conn:
+                row = await conn.fetchrow(page_sql, *params)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, asyncpg.PostgresError):  # a payload that is not UTF-8
+                return None
+            raise
+        assert row is not None  # an aggregate answers one row
+        body, count, last_ts, last_id = row
+        if count == 0:
+            return EventPage(b"[]", 0, False, None)
+        has_more = count > limit
+        return EventPage(
+            b"[" + body.encode() + b"]", min(count, limit), has_more, (last_ts, last_id) if has_more else None
+        )
+
     async def acknowledge(
         self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]
     ) -> list[AckResult]:
+        """Queued for the ack writers, which store every acknowledgement waiting in one
+        statement (one round trip, one WAL flush: the group commit of ingestion, for consumers)."""
         ids = list(event_ids)
         if not ids:
             return []
+        if not self._opened or self._ack_queue is None:
+            raise StorageError("storage is closed")
+        future: asyncio.Future[list[AckResult]] = asyncio.get_running_loop().create_future()
+        self._ack_queue.put_nowait(_Ack(user_id, ids, at_us, audit, future))
+        return await future
+
+    async def _ack_loop(self) -> None:
+        assert self._ack_queue is not None
+        queue = self._ack_queue
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            group, size, stop = [first], len(first.ids), False
+            while len(group) < self.commit_batch_max and size < _GROUP_EVENTS_MAX:
+                try:
+                    nxt = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+                size += len(nxt.ids)
+            if stop:
+                queue.put_nowait(None)
+            try:
+                await self._ack_group(group)
+            except Exception as exc:  # never let the writer die: fail this group's waiters
+                log.exception("ack_group_failed", backend="postgresql")
+                for a in group:
+                    if not a.future.done():
+                        a.future.set_exception(StorageError(f"acknowledge failed: {exc}"))
+
+    async def _ack_group(self, group: list[_Ack]) -> None:
+        if len(group) == 1:
+            a = group[0]
+            try:
+                a.future.set_result(await self._acknowledge_alone(a.user_id, a.ids, a.at_us, a.audit))
+            except StorageError as exc:
+                a.future.set_exception(exc)
+            return
+        # The distinct (event, user) pairs, each with the time and audit row of its first ack.
+        first: dict[tuple[str, str], _Ack] = {}
+        for a in group:
+            for event_id in a.ids:
+                if not _has_nul(event_id):
+                    first.setdefault((event_id, a.user_id), a)
+        keys = list(first)
+        audited = [(e, r) for (e, _), a in first.items() if (r := a.audit.get(e)) is not None]
+        records = [r for _, r in audited]
+        try:
+            async with self._conn("acknowledge failed") as conn:
+                rows = await conn.fetch(
+                    _ACKNOWLEDGE_GROUP,
+                    [e for e, _ in keys],
+                    [u for _, u in keys],
+                    [first[k].at_us for k in keys],
+                    *_audit_arrays(records),
+                    [e for e, _ in audited],
+                )
+        except StorageError as exc:
+            # A deadlock with another process's group, say: each alone (a lost connection fails
+            # each on its own too, with the same error).
+            if not isinstance(exc.__cause__, asyncpg.PostgresError):
+                for a in group:
+                    if not a.future.done():
+                        a.future.set_exception(exc)
+                return
+            for a in group:
+                await self._ack_group([a])
+            return
+        changed = {(r[0], r[1]) for r in rows if r[2]}
+        present = {(r[0], r[1]) for r in rows}
+        reported: set[tuple[str, str]] = set()
+        for a in group:
+            if not a.future.done():
+                a.future.set_result(_ack_results(a.ids, a.user_id, changed, present, reported))
+
+    async def _acknowledge_alone(
+        self, user_id: str, ids: list[str], at_us: int, audit: dict[str, AuditRecord]
+    ) -> list[AckResult]:
         searchable = [i for i in ids if not _has_nul(i)]
         keys = list(audit)
         records = [audit[k] for k in keys]
@@ -1228,6 +1424,37 @@ def _rowcount(status: str) -> int:
         return int(status.rsplit(" ", 1)[-1])
     except ValueError:
         return 0
+
+
+def _iso_sql(column: str) -> str:
+    """``events/service.py``'s ISO 8601 form (microseconds, ``Z``) in SQL."""
+    return (
+        f"to_char(to_timestamp({column} / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+        f"|| '.' || lpad(({column} % 1000000)::text, 6, '0') || 'Z'"
+    )
+
+
+def _nullable_iso_sql(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso_sql(column)} || '\"' END"
+
+
+#: One event as the API's ``Event`` JSON (``events.service.render_event``), built by PostgreSQL;
+#: payload and metadata spliced in as stored (``convert_from`` refuses bytes that are not UTF-8).
+_EVENT_OBJECT = (
+    "'{\"event_id\":' || to_json(event_id)::text || ',\"user_id\":' || to_json(user_id)::text || "
+    "',\"event_type\":' || to_json(event_type)::text || "
+    "',\"payload\":' || COALESCE(convert_from(payload, 'UTF8'), 'null') || "
+    "',\"status\":' || to_json(status)::text || "
+    f"',\"timestamp\":\"' || {_iso_sql('ts_us')} || '\"' || "
+    "',\"ttl\":' || expires_at || ',\"retry_count\":' || retry_count || "
+    f"',\"last_retry_at\":' || {_nullable_iso_sql('last_retry_us')} || "
+    f"',\"delivered_at\":' || {_nullable_iso_sql('delivered_us')} || "
+    "',\"metadata\":' || convert_from(metadata, 'UTF8')"
+)
+_EVENT_OBJECT_ACK = (
+    _EVENT_OBJECT + f" || ',\"acknowledged_at\":' || {_nullable_iso_sql('acknowledged_us')} || '}}'"
+)
+_EVENT_OBJECT += " || '}'"
 
 
 def event_listing_sql(query: EventQuery) -> tuple[str, list[Any]]:

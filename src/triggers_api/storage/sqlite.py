@@ -3,8 +3,9 @@
 Writes go through one writer thread that *group-commits*: it takes every write waiting in its
 queue, stores the plain event inserts of the whole group as one multi-row INSERT per table, runs
 every other write inside its own SAVEPOINT (so one failure cannot spoil its neighbours; should the
-merged insert fail, the group is re-run write by write), commits them together with one fsync
-(``synchronous=FULL``), then wakes all their waiters with a single loop callback. That is what makes "committed before 201" affordable at thousands of requests per
+merged insert fail, the group is re-run write by write), settles every acknowledgement of the
+group with two statements (``_acknowledge_merged``: their audit rows join the multi-row audit
+INSERT), commits them together with one fsync (``synchronous=FULL``), then wakes all their waiters with a single loop callback. That is what makes "committed before 201" affordable at thousands of requests per
 second: the fsync and the thread hop are shared by everyone waiting. Reads run on a small pool
 of threads with their own connections (WAL lets them read while the writer writes).
 """
@@ -37,6 +38,7 @@ from triggers_api.storage.base import (
     DeliveryAttempt,
     DeliveryClaim,
     DeliveryDepths,
+    EventPage,
     EventQuery,
     EventRecord,
     EventStatus,
@@ -200,18 +202,33 @@ class _Rows:
         self.outcome = outcome
 
 
+class _Acks:
+    """One :meth:`SQLiteStorage.acknowledge` call that may share statements with the group's
+    other acknowledgements (see ``_acknowledge_merged``); its audit rows are ready-made tuples."""
+
+    __slots__ = ("at_us", "audit", "ids", "user_id")
+
+    def __init__(self, user_id: str, ids: list[str], at_us: int, audit: dict[str, tuple[Any, ...]]) -> None:
+        self.user_id = user_id
+        self.ids = ids
+        self.at_us = at_us
+        self.audit = audit
+
+
 class _Write:
-    __slots__ = ("error", "fn", "future", "result", "rows")
+    __slots__ = ("acks", "error", "fn", "future", "result", "rows")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], Any],
         future: asyncio.Future[Any],
         rows: _Rows | None = None,
+        acks: _Acks | None = None,
     ) -> None:
         self.fn = fn
         self.future = future
         self.rows = rows
+        self.acks = acks
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -439,15 +456,17 @@ class SQLiteStorage:
             conn.execute("BEGIN IMMEDIATE")
             batch_rest = batch
             merged = [(w, w.rows) for w in batch if w.rows is not None] if merge else []
-            if merged:
+            acks = [(w, w.acks) for w in batch if w.acks is not None] if merge else []
+            if merged or acks:
                 try:
-                    self._insert_merged(conn, merged)
-                except sqlite3.Error as exc:
-                    if _unavailable(exc):  # a full disk fails every write alike: fail the group
-                        raise
+                    acked_audit = _acknowledge_merged(conn, acks) if acks else []
+                    self._insert_merged(conn, merged, acked_audit)
+                except (sqlite3.Error, ValueError, TypeError) as exc:  # TypeError: ids JSON cannot hold
+                    if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                        raise  # a full disk fails every write alike: fail the group
                     conn.execute("ROLLBACK")
                     return False
-                batch_rest = [w for w in batch if w.rows is None]
+                batch_rest = [w for w in batch if w.rows is None and w.acks is None]
             for w in batch_rest:
                 conn.execute("SAVEPOINT w")
                 try:
@@ -489,8 +508,11 @@ class SQLiteStorage:
                 pass
 
     @staticmethod
-    def _insert_merged(conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]]) -> None:
-        """The group's plain inserts as two multi-row statements (events, audit records).
+    def _insert_merged(
+        conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]], more_audit: list[Any] | None = None
+    ) -> None:
+        """The group's plain inserts as two multi-row statements (events, audit records), the
+        audit rows of the group's acknowledgements (``more_audit``) included.
 
         No savepoint of their own (two statements fewer, each a GIL round trip): should one fail
         (a UUIDv7 key makes that all but impossible) the caller rolls the transaction back and
@@ -503,12 +525,16 @@ class SQLiteStorage:
             for _, rows in merged:
                 events += rows.events
                 audit += rows.audit
+        if more_audit:
+            audit = audit + more_audit  # a new list: the write's own rows stay as they were
         _insert_many(conn, "events", EVENT_COLUMNS, 12, events)
         _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit)
         for w, rows in merged:
             w.result = rows.outcome
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], rows: _Rows | None = None, acks: _Acks | None = None
+    ) -> T:
         if not self._opened:
             raise StorageError("storage is closed")
         loop = asyncio.get_running_loop()
@@ -517,7 +543,7 @@ class SQLiteStorage:
             self._hand_over()
             self._pending_loop = loop
             loop.call_soon(self._hand_over)
-        self._pending.append(_Write(fn, future, rows))
+        self._pending.append(_Write(fn, future, rows, acks))
         return await future
 
     def _hand_over(self) -> None:
@@ -638,6 +664,52 @@ class SQLiteStorage:
 
         return await self._read(read)
 
+    async def list_events_json(self, query: EventQuery, *, with_ack: bool = False) -> EventPage | None:
+        probe = EventQuery(
+            user_id=query.user_id,
+            statuses=query.statuses,
+            event_type=query.event_type,
+            from_us=query.from_us,
+            to_us=query.to_us,
+            after=query.after,
+            limit=query.limit + 1,
+            newest_first=query.newest_first,
+        )
+        sql, params = _event_listing_sql(probe)
+        limit, newest_first = int(query.limit), query.newest_first
+        # Each row's listing key, "<ts_us as 20 digits><event_id>": in page order these sort.
+        page_sql = (
+            "SELECT CAST(group_concat(obj, char(30)) AS BLOB), group_concat(k, ','), count(*) "
+            f"FROM (SELECT {_EVENT_OBJECT_ACK if with_ack else _EVENT_OBJECT} AS obj, "
+            f"printf('%020d', ts_us) || event_id AS k FROM ({sql}))"
+        )
+
+        def read(conn: sqlite3.Connection) -> EventPage | None:
+            # One sqlite3_step for the page, and no Python object per row: the events are
+            # rendered by SQLite (payload and metadata spliced in as stored, byte for byte),
+            # separated by a byte JSON text cannot hold unescaped (0x1E).
+            try:
+                body, keys_text, count = conn.execute(page_sql, params).fetchone()
+            except sqlite3.OperationalError:  # e.g. a stored payload that is not UTF-8
+                return None
+            if count == 0:
+                return EventPage(b"[]", 0, False, None)
+            # Aggregates promise no order: check the rows were concatenated in page order
+            # (a sort of already sorted strings is one pass); otherwise the caller renders.
+            keys = keys_text.split(",")
+            if len(keys) != count or keys != sorted(keys, reverse=newest_first) or body is None:
+                return None
+            body = bytes(body)
+            last = None
+            if count > limit:  # the probe row only says that more follow
+                body = body[: body.rfind(b"\x1e")]
+                last = (int(keys[limit - 1][:20]), keys[limit - 1][20:])
+            return EventPage(
+                b"[" + body.replace(b"\x1e", b",") + b"]", min(count, limit), last is not None, last
+            )
+
+        return await self._read(read)
+
     async def acknowledge(
         self, user_id: str, event_ids: Sequence[str], at_us: int, audit: dict[str, AuditRecord]
     ) -> list[AckResult]:
@@ -671,7 +743,10 @@ class SQLiteStorage:
                 results.append(AckResult.ACKNOWLEDGED)
             return results
 
-        return await self._write(write)
+        # Shares two statements with every other acknowledgement of its group (write runs alone
+        # only if the merged statements fail).
+        acks = _Acks(user_id, ids, at_us, {k: _audit_row(v) for k, v in audit.items()})
+        return await self._write(write, acks=acks)
 
     # -- keys ---------------------------------------------------------------------------------------
     async def insert_key(self, key: ApiKeyRecord, audit: AuditRecord | None) -> None:
@@ -1122,6 +1197,59 @@ class SQLiteStorage:
         """Nothing to hear: other processes on this file are noticed by the callers' slow poll."""
 
 
+#: Which of the group's events exist, whose they are, and whether already acknowledged: one
+#: JSON value, so one ``sqlite3_step`` (one GIL round trip) for the whole group.
+_ACK_STATE = (
+    "SELECT json_group_array(json_array(event_id, user_id, acknowledged_us IS NOT NULL)) "
+    "FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+)
+#: The group's acknowledgements in one statement: a JSON array of ``[event_id, at_us]``.
+_ACK_UPDATE = (
+    f"UPDATE events SET status = '{EventStatus.DELIVERED.value}', acknowledged_us = u.value ->> 1, "
+    "delivered_us = COALESCE(delivered_us, u.value ->> 1), payload = NULL "
+    "FROM json_each(?) AS u WHERE events.event_id = u.value ->> 0 AND events.acknowledged_us IS NULL"
+)
+
+
+def _acknowledge_merged(conn: sqlite3.Connection, acks: list[tuple[_Write, _Acks]]) -> list[Any]:
+    """Every acknowledgement of a group commit in two statements; returns their audit rows (flat)
+    for the group's multi-row audit insert.
+
+    Runs inside the writer's transaction, so what ``_ACK_STATE`` reads cannot change before the
+    update: each result is exact (404 for an unknown or another user's event, 410 for one
+    acknowledged before, or earlier in this group), and the first of several acknowledgements of
+    one event wins, as if they had run one after the other. Raises ``sqlite3.Error`` untouched:
+    the caller then runs every write of the group on its own.
+    """
+    wanted = list({event_id: None for _, a in acks for event_id in a.ids})
+    (text,) = conn.execute(_ACK_STATE, (orjson.dumps(wanted),)).fetchone()
+    state: dict[str, tuple[str, int]] = {row[0]: (row[1], row[2]) for row in orjson.loads(text)}
+    done: set[str] = set()
+    updates: list[tuple[str, int]] = []
+    audit: list[Any] = []
+    for w, a in acks:
+        results: list[AckResult] = []
+        for event_id in a.ids:
+            found = state.get(event_id)
+            if found is None or found[0] != a.user_id:
+                results.append(AckResult.NOT_FOUND)
+            elif found[1] or event_id in done:
+                results.append(AckResult.ALREADY_ACKNOWLEDGED)
+            else:
+                done.add(event_id)
+                updates.append((event_id, a.at_us))
+                row = a.audit.get(event_id)
+                if row is not None:
+                    audit += row
+                results.append(AckResult.ACKNOWLEDGED)
+        w.result = results
+    if updates:
+        changed = conn.execute(_ACK_UPDATE, (orjson.dumps(updates),)).rowcount
+        if changed != len(updates):  # cannot happen inside one transaction; never answer wrongly
+            raise sqlite3.OperationalError(f"acknowledged {changed} of {len(updates)} events")
+    return audit
+
+
 def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
     return (a.log_id, a.user_id, a.action, a.ts_us, a.event_id, a.details, a.ip_address, a.request_id)
 
@@ -1144,6 +1272,37 @@ _EVENT_JSON_COLUMNS = ", ".join(
     f"CAST({c} AS TEXT)" if c in ("payload", "metadata") else c
     for c in (column.strip() for column in EVENT_COLUMNS.split(","))
 )
+
+
+def _iso_sql(column: str) -> str:
+    """``events/service.py``'s ISO 8601 form (microseconds, ``Z``) in SQL."""
+    return (  # datetime() costs a third of strftime() with a format
+        f"replace(datetime({column} / 1000000, 'unixepoch'), ' ', 'T') || '.' || "
+        f"substr('00000' || ({column} % 1000000), -6) || 'Z'"
+    )
+
+
+def _nullable_iso_sql(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso_sql(column)} || '\"' END"
+
+
+#: One event as the API's ``Event`` JSON (``events.service.render_event``), built by SQLite.
+_EVENT_OBJECT = (
+    # event ids (UUIDs) and statuses (an enum) never need escaping: quoted without json_quote
+    '\'{"event_id":"\' || event_id || \'","user_id":\' || json_quote(user_id) || '
+    "',\"event_type\":' || json_quote(event_type) || "
+    "',\"payload\":' || COALESCE(CAST(payload AS TEXT), 'null') || "
+    "',\"status\":\"' || status || '\"' || "
+    f"',\"timestamp\":\"' || {_iso_sql('ts_us')} || '\"' || "
+    "',\"ttl\":' || expires_at || ',\"retry_count\":' || retry_count || "
+    f"',\"last_retry_at\":' || {_nullable_iso_sql('last_retry_us')} || "
+    f"',\"delivered_at\":' || {_nullable_iso_sql('delivered_us')} || "
+    "',\"metadata\":' || CAST(metadata AS TEXT)"
+)
+_EVENT_OBJECT_ACK = (
+    _EVENT_OBJECT + f" || ',\"acknowledged_at\":' || {_nullable_iso_sql('acknowledged_us')} || '}}'"
+)
+_EVENT_OBJECT += " || '}'"
 
 
 def _events_from_json(text: str) -> list[EventRecord]:
