@@ -35,6 +35,11 @@ class Row:
     target: str = ""
     passes: Callable[[float, dict[str, float]], bool] | None = None
     text: Callable[[LoadResult], str] | None = None
+    over: str = ""  # when set: the value as a ratio of the same target's value in this cell
+
+
+def _cpu(r: LoadResult) -> float:
+    return r.cpu_us_per_request
 
 
 def _rate(r: LoadResult) -> float:
@@ -80,6 +85,26 @@ ROWS = (
     Row("  inbox p95 ms", "inbox", lambda r: r.p95_ms, "ms"),
     Row("acknowledge 1 event: req/s", "ack", _rate, "rate"),
     Row("  acknowledge p95 ms", "ack", lambda r: r.p95_ms, "ms"),
+    Row("ingest with a schema (10 properties): req/s", "schema", _rate, "rate"),
+    Row("  server CPU us per request", "schema", _cpu, "ms"),
+    Row(
+        "  CPU vs the same event, no schema",
+        "schema",
+        _cpu,
+        "x",
+        "<= 1.15x",
+        lambda v, c: v <= 1.15,
+        over="schema-base",
+    ),
+    Row(
+        "  type without a schema: CPU vs no catalog",
+        "schema-none",
+        _cpu,
+        "x",
+        "<= 1.05x",
+        lambda v, c: v <= 1.05,
+        over="schema-base",
+    ),
     Row(
         "delivery to a receiver: events/s",
         "delivery",
@@ -99,6 +124,8 @@ def other_process_count(workers: int) -> int:
 def _fmt_value(value: float, unit: str) -> str:
     if unit == "rate":
         return f"{value:,.0f}"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:.1f}"
 
 
@@ -130,8 +157,13 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         for target in present:
             result = results[target]
             cell = result.cells.get(row.cell)
+            base = result.cells.get(row.over) if row.over else None
+            if row.over and isinstance(cell, LoadResult) and not isinstance(base, LoadResult):
+                cell = None
             if isinstance(cell, LoadResult):
                 values[target] = row.value(cell)
+                if isinstance(base, LoadResult):
+                    values[target] = values[target] / row.value(base) if row.value(base) else 0.0
                 text = row.text(cell) if row.text else _fmt_value(values[target], row.unit)
                 if cell.errors:
                     text += "!"

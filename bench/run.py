@@ -52,8 +52,39 @@ EVENT = {
         "currency": "EUR",
     },
 }
+#: The "ingest with a schema" row (issue 11): a typical 10-property payload and its schema. Both
+#: type names have one length, so the bodies with and without a schema are the same size.
+SCHEMA_EVENT = {
+    "order_id": "ord_8f14e",
+    "user_id": "usr_12345",
+    "email": "jane@example.com",
+    "amount": 42.5,
+    "currency": "EUR",
+    "quantity": 3,
+    "created_at": "2026-12-02T10:00:00Z",
+    "paid": True,
+    "coupon": None,
+    "tags": ["gift", "express"],
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1},
+        "user_id": {"type": "string"},
+        "email": {"type": "string", "format": "email"},
+        "amount": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+        "quantity": {"type": "integer", "minimum": 1},
+        "created_at": {"type": "string", "format": "date-time"},
+        "paid": {"type": "boolean"},
+        "coupon": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["order_id", "user_id", "amount", "currency"],
+    "additionalProperties": False,
+}
 TARGETS = ("ours", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
-ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery")
+ROWS = ("ingest", "paced", "batch", "inbox", "ack", "schema", "delivery")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -81,6 +112,8 @@ class Options:
 class Files:
     event: Path
     batch: Path
+    plain_event: Path  # SCHEMA_EVENT as a type without a schema
+    schema_event: Path  # SCHEMA_EVENT as the type with SCHEMA
     event_response: bytes
     batch_response: bytes
     inbox_page: Path
@@ -136,12 +169,16 @@ def write_inputs(directory: Path) -> Files:
     files = Files(
         event=directory / "event.json",
         batch=directory / "batch.json",
+        plain_event=directory / "plain_event.json",
+        schema_event=directory / "schema_event.json",
         event_response=orjson.dumps(accepted),
         batch_response=orjson.dumps({"success_count": 100, "failure_count": 0, "results": [accepted] * 100}),
         inbox_page=directory / "inbox_page.json",
     )
     files.event.write_bytes(event)
     files.batch.write_bytes(batch)
+    files.plain_event.write_bytes(orjson.dumps({"event_type": "order.plain", "payload": SCHEMA_EVENT}))
+    files.schema_event.write_bytes(orjson.dumps({"event_type": "order.valid", "payload": SCHEMA_EVENT}))
     files.inbox_page.write_bytes(page)
     return files
 
@@ -266,6 +303,33 @@ class Runner:
             cells["ack"] = self.saturate(server, ack, api_key)
         return result
 
+    def measure_schema(self, server: Server, api_key: str) -> dict[str, Cell]:
+        """Ingest with a schema, back to back with the same body for a type without one.
+
+        ``schema-base``: the user has no catalog yet; ``schema-none``: it has one, the event's type
+        is not in it (what every unregistered type pays); ``schema``: the type has SCHEMA (enforce).
+        """
+        f = self.files
+        cells: dict[str, Cell] = {}
+        cells["schema-base"] = self.saturate(
+            server, Load("POST", "/v1/events", body_file=f.plain_event), api_key
+        )
+        registered = httpx.put(
+            f"{server.url}/v1/event-types/order.valid",
+            json={"schema": SCHEMA, "mode": "enforce"},
+            headers={"X-API-Key": api_key},
+            timeout=30,
+        )
+        if registered.status_code not in (200, 201):
+            reason = f"not available: PUT /v1/event-types answered {registered.status_code}"
+            return {"schema": reason, "schema-none": reason}
+        time.sleep(1.2)  # every worker process has seen the new catalog
+        cells["schema-none"] = self.saturate(
+            server, Load("POST", "/v1/events", body_file=f.plain_event), api_key
+        )
+        cells["schema"] = self.saturate(server, Load("POST", "/v1/events", body_file=f.schema_event), api_key)
+        return cells
+
 
 # == the targets ====================================================================================
 def _create_key(env: dict[str, str], workdir: Path) -> str:
@@ -279,6 +343,12 @@ def _create_key(env: dict[str, str], workdir: Path) -> str:
         "bench",
         "--rate-limit",
         "1000000000",
+        "--scope",
+        "events:write",
+        "--scope",
+        "events:read",
+        "--scope",
+        "event_types:manage",
         "--json",
     ]
     done = subprocess.run(
@@ -317,6 +387,8 @@ def run_service(
     server.watch()
     try:
         result = runner.measure(server, api_key, stores=True, rows=rows)
+        if "schema" in (rows or runner.o.rows):
+            result.cells.update(runner.measure_schema(server, api_key))
     finally:
         server.stop()
     result.peak_rss = server.peak_rss
