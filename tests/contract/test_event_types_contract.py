@@ -23,7 +23,11 @@ DAY = 24 * HOUR
 
 
 def registration(
-    schema: bytes = SCHEMA_A, mode: str = "enforce", user: str = "alice", at: int = T0, name: str = "order.paid"
+    schema: bytes = SCHEMA_A,
+    mode: str = "enforce",
+    user: str = "alice",
+    at: int = T0,
+    name: str = "order.paid",
 ) -> EventTypeRecord:
     return EventTypeRecord(user, name, 0, schema, mode, "orders", at, at)
 

@@ -59,6 +59,10 @@ export interface EventMetadata {
   api_version: string;
   correlation_id: string;
   user_agent?: string | null;
+  /** The schema version the payload was checked against (event types with a schema). */
+  schema_version?: number;
+  /** Violations of an event stored in warn mode. */
+  schema_violations?: { path: string; message: string }[];
 }
 
 export interface ApiEvent {
