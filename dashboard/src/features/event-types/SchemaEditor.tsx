@@ -6,6 +6,7 @@ import { Label } from "@/components/ui/label";
 import { Select } from "@/components/ui/select";
 import { isApiError } from "@/lib/errors";
 import { toast } from "@/lib/toast";
+import { cn } from "@/lib/utils";
 import { ApiError } from "@/services/api-client";
 
 import { eventTypesApi } from "./api";
@@ -159,7 +160,7 @@ export function SchemaEditor({ type, onDeleted }: { type: EventType; onDeleted: 
         <h3 className="text-sm font-semibold">Test a payload</h3>
         <textarea
           aria-label="Test payload"
-          className={`${textarea} min-h-24`}
+          className={cn(textarea, "min-h-24")}
           spellCheck={false}
           value={payload}
           onChange={(e) => setPayload(e.target.value)}
