@@ -400,3 +400,30 @@ async def test_draft_7_is_honoured_when_named(client: httpx.AsyncClient, h: dict
     assert (await send(client, h, {"p": [1]})).json()["error"]["details"] == {
         "/payload/p/0": '1 is not of type "string"'
     }
+
+
+async def test_integers_wider_than_64_bits_stay_exact(client: httpx.AsyncClient, h: dict[str, str]) -> None:
+    big = 2**70
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": big}}}
+    assert (await put(client, h, schema)).status_code == 201
+    ok = await client.post(
+        "/v1/events", content=b'{"event_type":"order.completed","payload":{"n":%d}}' % big, headers=h
+    )
+    assert ok.status_code == 201
+    refused = await client.post(
+        "/v1/events", content=b'{"event_type":"order.completed","payload":{"n":%d}}' % (big + 1), headers=h
+    )
+    assert refused.json()["error"]["details"] == {
+        "/payload/n": f"{big + 1} is greater than the maximum of {big}"
+    }
+    inferred = (await client.post("/v1/event-types/order.completed/infer", headers=h)).json()["schema"]
+    assert inferred["properties"]["n"] == {"type": "integer"}
+
+
+async def test_keys_api_grants_the_event_types_scope(client: httpx.AsyncClient, h: dict[str, str]) -> None:
+    created = await client.post(
+        "/v1/keys", json={"name": "schemas", "scopes": ["events:read", "event_types:manage"]}, headers=h
+    )
+    assert created.status_code == 201 and created.json()["scopes"] == ["events:read", "event_types:manage"]
+    manager = {"X-API-Key": created.json()["api_key"]}
+    assert (await put(client, manager, ORDER)).status_code == 201

@@ -6,6 +6,7 @@ this process's validator cache in step (the other processes follow through the s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from triggers_api.errors import NotFound, ValidationFailed
 from triggers_api.event_types.validators import (
     SchemaCache,
     compile_schema,
+    load_schema,
     violations,
 )
 from triggers_api.events.service import new_log_id, us_to_iso
@@ -38,8 +40,6 @@ def canonical(schema: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits
-        import json
-
         return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -159,13 +159,8 @@ class EventTypes:
         if not payloads:
             raise NotFound("No stored events of this type to infer from", details={"event_type": event_type})
         builder = SchemaBuilder(schema_uri=DRAFT_2020_12)
-        for raw in payloads:
-            try:
-                builder.add_object(orjson.loads(raw))
-            except orjson.JSONDecodeError:  # integers beyond 64 bits: the exact parser
-                import json
-
-                builder.add_object(json.loads(raw))
+        for raw in payloads:  # the stdlib parser: an integer wider than 64 bits stays an integer
+            builder.add_object(json.loads(raw))
         return {"schema": builder.to_schema(), "sample_size": len(payloads)}
 
     async def validate(
@@ -177,7 +172,7 @@ class EventTypes:
             record = await self.storage.get_event_type(user_id, event_type)
             if record is None:
                 raise NotFound("Event type has no schema", details={"event_type": event_type})
-            validator, version = compile_schema(orjson.loads(record.schema)), record.version
+            validator, version = compile_schema(load_schema(record.schema)), record.version
         found = violations(validator, payload)
         return {
             "valid": not found,

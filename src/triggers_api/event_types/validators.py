@@ -12,12 +12,12 @@ without a database read per request; the process that made the change forgets at
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
-import orjson
 
 from triggers_api.errors import ValidationFailed
 from triggers_api.storage.base import EventTypeMode, EventTypeRecord, Storage
@@ -105,6 +105,12 @@ def compile_schema(schema: Any, size: int | None = None) -> Any:
         raise ValidationFailed("Invalid JSON Schema", details={"/schema": str(exc)[:500]}) from None
 
 
+def load_schema(raw: bytes) -> Any:
+    """A stored schema: the stdlib parser keeps integers wider than 64 bits exact (orjson would
+    make them floats); schemas are parsed only when compiled, so its speed does not matter."""
+    return json.loads(raw)
+
+
 def violations(validator: Any, payload: Any) -> list[tuple[str, str]]:
     """``(JSON Pointer under /payload, message)`` of each violation, at most MAX_VIOLATIONS."""
     if validator.is_valid(payload):
@@ -179,7 +185,7 @@ class SchemaCache:
         key = (record.user_id, record.event_type, record.version)
         validator = self._compiled.get(key)
         if validator is None:
-            validator = compile_schema(orjson.loads(record.schema))
+            validator = compile_schema(load_schema(record.schema))
             if len(self._compiled) >= 10 * self._max_users:
                 self._compiled.clear()
             self._compiled[key] = validator
