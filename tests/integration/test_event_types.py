@@ -326,6 +326,26 @@ async def test_off_registers_without_validating(client: httpx.AsyncClient, h: di
     assert response.status_code == 201
     metadata = await stored_metadata(client, h, response.json()["event_id"])
     assert "schema_version" not in metadata and "schema_violations" not in metadata
+    batch = await client.post(
+        "/v1/events/batch",
+        json={"events": [{"event_type": "order.completed", "payload": {"amount": -1}}]},
+        headers=h,
+    )
+    assert batch.json()["success_count"] == 1
+    stored = await stored_metadata(client, h, batch.json()["results"][0]["event_id"])
+    assert "schema_version" not in stored
+
+
+async def test_draft_2019_09_is_honoured_when_named(client: httpx.AsyncClient, h: dict[str, str]) -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "type": "object",
+        "properties": {"p": {"items": [{"type": "string"}], "additionalItems": False}},
+    }
+    assert (await put(client, h, schema)).status_code == 201
+    assert (await send(client, h, {"p": ["a"]})).status_code == 201
+    details = (await send(client, h, {"p": ["a", "b"]})).json()["error"]["details"]
+    assert list(details) == ["/payload/p"]  # additionalItems: a 2019-09 keyword (gone in 2020-12)
 
 
 async def test_violations_are_capped_at_twenty(client: httpx.AsyncClient, h: dict[str, str]) -> None:
