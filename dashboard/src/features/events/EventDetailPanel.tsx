@@ -144,7 +144,7 @@ function EventDetail({
                   <Row label="Correlation ID" mono>
                     {known.metadata.correlation_id}
                   </Row>
-                  {known.metadata.schema_version !== undefined ? (
+                  {known.metadata.schema_version != null ? (
                     <Row label="Schema version">v{known.metadata.schema_version}</Row>
                   ) : null}
                 </dl>
