@@ -90,6 +90,9 @@ class EventMetadata(BaseModel):
     schema_violations: list[SchemaViolation] | None = Field(
         None, description="Stored in warn mode although the payload broke the schema: each violation"
     )
+    traceparent: str | None = Field(
+        None, description="W3C trace context the push continues (when the producer sent one or tracing is on)"
+    )
 
 
 EventStatusName = Literal["received", "queued", "delivered", "failed"]
