@@ -39,16 +39,18 @@ async def drive(
     )
     configure_logging("INFO", "json")
     app = create_app(settings)
-    from bench.run import EVENT
+    from bench.run import EVENT, SCHEMA, SCHEMA_EVENT
 
     event = orjson.dumps(EVENT)
+    plain = orjson.dumps({"event_type": "order.plain", "payload": SCHEMA_EVENT})
+    checked = orjson.dumps({"event_type": "order.valid", "payload": SCHEMA_EVENT})
     batch = orjson.dumps({"events": [EVENT] * 100})
     async with app.router.lifespan_context(app):
         created = await create_key(
             app.state.services.storage,
             user_id="bench",
             name="micro",
-            scopes=["events:write", "events:read"],
+            scopes=["events:write", "events:read", "event_types:manage"],
             rate_limit=10**9,
             expires_us=None,
         )
@@ -60,7 +62,14 @@ async def drive(
                 return StoreOutcome(stored=True, events=list(events))
 
             app.state.services.storage.insert_events = stored
+        if row in ("schema-none", "schema"):  # the user has a catalog: order.valid has SCHEMA
+            await app.state.services.extras["event_types"].put(
+                "bench", "order.valid", SCHEMA, "enforce", None, request_id="micro", ip=None
+            )
         method, path, body, query = {
+            "schema-base": ("POST", "/v1/events", plain, b""),
+            "schema-none": ("POST", "/v1/events", plain, b""),
+            "schema": ("POST", "/v1/events", checked, b""),
             "ingest": ("POST", "/v1/events", event, b""),
             "batch": ("POST", "/v1/events/batch", batch, b""),
             "inbox": ("GET", "/v1/inbox", b"", b"limit=200"),
@@ -138,7 +147,18 @@ async def one(app: Any, method: str, path: str, body: bytes, query: bytes, key: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__)
-    parser.add_argument("--row", choices=("ingest", "batch", "inbox", "ack"), default="ingest")
+    parser.add_argument(
+        "--row",
+        choices=("ingest", "batch", "inbox", "ack", "schema-base", "schema-none", "schema"),
+        default="ingest",
+    )
+    parser.add_argument(
+        "--compare-schema",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="schema-base, schema-none and schema interleaved ROUNDS times; medians and ratios",
+    )
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--no-storage", action="store_true", help="inserts answer at once (handler cost)")
@@ -150,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
+            if args.compare_schema:
+                return compare_schema(args, Path(tmp), saved)
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 cpu_us, rate = runner.run(
                     drive(args.row, args.n, args.concurrency, Path(tmp), args.no_storage)
@@ -159,6 +181,45 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(
         f"{args.row}: {cpu_us:.1f} us of loop-thread CPU per request ({rate:,.0f} req/s in process)\n"
     )
+    return 0
+
+
+def compare_schema(args: argparse.Namespace, workdir: Path, stderr: int) -> int:
+    """Issue 11's ratios, in process: each round runs the three rows back to back on fresh apps
+    (so neither order nor a growing database favours one), and the medians are compared."""
+    import statistics
+
+    import uvloop
+
+    rows = ("schema-base", "schema-none", "schema")
+    figures: dict[str, list[float]] = {r: [] for r in rows}
+    for round_ in range(args.compare_schema):
+        order = rows if round_ % 2 == 0 else tuple(reversed(rows))
+        for row in order:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                cpu_us, _ = runner.run(
+                    drive(row, args.n, args.concurrency, workdir / f"{row}-{round_}", False)
+                )
+            figures[row].append(cpu_us)
+    import timeit
+
+    from bench.run import SCHEMA, SCHEMA_EVENT
+    from triggers_api.event_types.validators import compile_schema, violations
+
+    validator = compile_schema(SCHEMA)
+    payload = orjson.loads(orjson.dumps(SCHEMA_EVENT))
+    alone = min(timeit.repeat(lambda: violations(validator, payload), number=20_000, repeat=5)) / 20_000 * 1e6
+    base = statistics.median(figures["schema-base"])
+    out = [
+        f"{r}: median {statistics.median(v):.1f} us/request ({', '.join(f'{x:.0f}' for x in v)})"
+        for r, v in figures.items()
+    ]
+    out.append(
+        f"with a schema / without: {statistics.median(figures['schema']) / base:.3f}x (target <= 1.15x)"
+    )
+    out.append(f"type without a schema / no catalog: {statistics.median(figures['schema-none']) / base:.3f}x")
+    out.append(f"the validator alone: {alone:.2f} us per payload ({alone / base * 100:.1f} % of a request)")
+    sys.stdout.write("\n".join(out) + "\n")
     return 0
 
 

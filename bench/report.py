@@ -39,6 +39,7 @@ class Row:
     #: A figure computed from several of one target's measurements (a ratio of two rows of the
     #: same run), instead of ``value`` of the ``cell`` measurement; None when one is missing.
     derive: Callable[[dict[str, Cell]], float | None] | None = None
+    over: str = ""  # when set: the value as a ratio of the same target's value in this cell
 
 
 def _ratio_of(
@@ -61,6 +62,10 @@ def _paced_text(r: LoadResult) -> str:
     return f"{r.p95_ms:.1f} ({r.offered_rate:,.0f}/s)"
 
 
+def _cpu(r: LoadResult) -> float:
+    return r.cpu_us_per_request
+
+
 def _rate(r: LoadResult) -> float:
     return r.rate
 
@@ -71,10 +76,6 @@ def _events(r: LoadResult) -> float:
 
 def _page_events(r: LoadResult) -> float:
     return r.rate * 200
-
-
-def _cpu(r: LoadResult) -> float:
-    return r.cpu_us_per_request
 
 
 ROWS = (
@@ -162,6 +163,26 @@ ROWS = (
         lambda v, c: v >= 1.0,
         derive=_ratio_of("ackbatch", "batch", _events, _events),
     ),
+    Row("ingest with a schema (10 properties): req/s", "schema", _rate, "rate"),
+    Row("  server CPU us per request", "schema", _cpu, "ms"),
+    Row(
+        "  CPU vs the same event, no schema",
+        "schema",
+        _cpu,
+        "x",
+        "<= 1.15x",
+        lambda v, c: v <= 1.15,
+        over="schema-base",
+    ),
+    Row(
+        "  type without a schema: CPU vs no catalog",
+        "schema-none",
+        _cpu,
+        "x",
+        "<= 1.05x",
+        lambda v, c: v <= 1.05,
+        over="schema-base",
+    ),
     Row(
         "delivery to a receiver: events/s",
         "delivery",
@@ -232,8 +253,14 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
                 else:
                     values[target] = derived
                     line.append(_fmt_value(derived, row.unit))
-            elif isinstance(cell, LoadResult):
+                continue
+            base = result.cells.get(row.over) if row.over else None
+            if row.over and isinstance(cell, LoadResult) and not isinstance(base, LoadResult):
+                cell = None
+            if isinstance(cell, LoadResult):
                 values[target] = row.value(cell)
+                if isinstance(base, LoadResult):
+                    values[target] = values[target] / row.value(base) if row.value(base) else 0.0
                 text = row.text(cell) if row.text else _fmt_value(values[target], row.unit)
                 if cell.errors:
                     text += "!"

@@ -54,8 +54,39 @@ EVENT = {
         "currency": "EUR",
     },
 }
+#: The "ingest with a schema" row (issue 11): a typical 10-property payload and its schema. Both
+#: type names have one length, so the bodies with and without a schema are the same size.
+SCHEMA_EVENT = {
+    "order_id": "ord_8f14e",
+    "user_id": "usr_12345",
+    "email": "jane@example.com",
+    "amount": 42.5,
+    "currency": "EUR",
+    "quantity": 3,
+    "created_at": "2026-12-02T10:00:00Z",
+    "paid": True,
+    "coupon": None,
+    "tags": ["gift", "express"],
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1},
+        "user_id": {"type": "string"},
+        "email": {"type": "string", "format": "email"},
+        "amount": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+        "quantity": {"type": "integer", "minimum": 1},
+        "created_at": {"type": "string", "format": "date-time"},
+        "paid": {"type": "boolean"},
+        "coupon": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["order_id", "user_id", "amount", "currency"],
+    "additionalProperties": False,
+}
 TARGETS = ("ours", "ours-traced", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
-ROWS = ("ingest", "paced", "batch", "inbox", "ack", "ackbatch", "delivery")
+ROWS = ("ingest", "paced", "batch", "inbox", "ack", "ackbatch", "schema", "delivery")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -83,6 +114,8 @@ class Options:
 class Files:
     event: Path
     batch: Path
+    plain_event: Path  # SCHEMA_EVENT as a type without a schema
+    schema_event: Path  # SCHEMA_EVENT as the type with SCHEMA
     event_response: bytes
     batch_response: bytes
     inbox_page: Path
@@ -138,12 +171,16 @@ def write_inputs(directory: Path) -> Files:
     files = Files(
         event=directory / "event.json",
         batch=directory / "batch.json",
+        plain_event=directory / "plain_event.json",
+        schema_event=directory / "schema_event.json",
         event_response=orjson.dumps(accepted),
         batch_response=orjson.dumps({"success_count": 100, "failure_count": 0, "results": [accepted] * 100}),
         inbox_page=directory / "inbox_page.json",
     )
     files.event.write_bytes(event)
     files.batch.write_bytes(batch)
+    files.plain_event.write_bytes(orjson.dumps({"event_type": "order.plain", "payload": SCHEMA_EVENT}))
+    files.schema_event.write_bytes(orjson.dumps({"event_type": "order.valid", "payload": SCHEMA_EVENT}))
     files.inbox_page.write_bytes(page)
     return files
 
@@ -318,6 +355,42 @@ class Runner:
             result.errors += result.requests - (len(bodies) - split)
         return result
 
+    def measure_schema(self, server: Server, api_key: str) -> dict[str, Cell]:
+        """Ingest with a schema, back to back with the same body for a type without one.
+
+        ``schema-base``: the user has no catalog (measured before registering and again after
+        deleting, the two runs pooled, so a database growing during the row favours no side);
+        ``schema``: the type has SCHEMA (enforce); ``schema-none``: the user has a catalog but the
+        event's type is not in it (what every unregistered type pays).
+        """
+        f = self.files
+        plain = Load("POST", "/v1/events", body_file=f.plain_event)
+        headers = {"X-API-Key": api_key}
+        route = f"{server.url}/v1/event-types/order.valid"
+        before = self.saturate(server, plain, api_key)
+        registered = httpx.put(route, json={"schema": SCHEMA, "mode": "enforce"}, headers=headers, timeout=30)
+        if registered.status_code not in (200, 201):
+            reason = f"not available: PUT /v1/event-types answered {registered.status_code}"
+            return {"schema": reason, "schema-none": reason}
+        time.sleep(1.2)  # every worker process has seen the new catalog
+        cells: dict[str, Cell] = {}
+        cells["schema"] = self.saturate(server, Load("POST", "/v1/events", body_file=f.schema_event), api_key)
+        cells["schema-none"] = self.saturate(server, plain, api_key)
+        httpx.delete(route, headers=headers, timeout=30).raise_for_status()
+        time.sleep(1.2)
+        after = self.saturate(server, plain, api_key)
+        cells["schema-base"] = LoadResult(
+            requests=before.requests + after.requests,
+            seconds=before.seconds + after.seconds,
+            errors=before.errors + after.errors,
+            p50_ms=max(before.p50_ms, after.p50_ms),
+            p95_ms=max(before.p95_ms, after.p95_ms),
+            p99_ms=max(before.p99_ms, after.p99_ms),
+            generator=before.generator,
+            server_cpu=before.server_cpu + after.server_cpu,
+        )
+        return cells
+
 
 # == the targets ====================================================================================
 def _create_key(env: dict[str, str], workdir: Path) -> str:
@@ -331,6 +404,12 @@ def _create_key(env: dict[str, str], workdir: Path) -> str:
         "bench",
         "--rate-limit",
         "1000000000",
+        "--scope",
+        "events:write",
+        "--scope",
+        "events:read",
+        "--scope",
+        "event_types:manage",
         "--json",
     ]
     done = subprocess.run(
@@ -369,6 +448,8 @@ def run_service(
     server.watch()
     try:
         result = runner.measure(server, api_key, stores=True, rows=rows)
+        if "schema" in (rows or runner.o.rows):
+            result.cells.update(runner.measure_schema(server, api_key))
     finally:
         server.stop()
     result.peak_rss = server.peak_rss

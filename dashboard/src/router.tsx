@@ -35,6 +35,10 @@ export const routes: RouteObject[] = [
                 path: "events/:eventId?",
                 lazy: async () => ({ Component: (await import("@/features/events/EventsPage")).EventsPage }),
               },
+              {
+                path: "event-types",
+                lazy: async () => ({ Component: (await import("@/features/event-types/EventTypesPage")).EventTypesPage }),
+              },
               { path: "keys", lazy: async () => ({ Component: (await import("@/features/keys/KeysPage")).KeysPage }) },
               { path: "docs", lazy: async () => ({ Component: (await import("@/features/docs/DocsPage")).DocsPage }) },
               { path: "*", lazy: async () => ({ Component: (await import("@/components/NotFound")).NotFound }) },

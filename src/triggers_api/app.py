@@ -41,6 +41,7 @@ from triggers_api.errors import (
     error_body,
     pydantic_details,
 )
+from triggers_api.event_types import install as install_event_types
 from triggers_api.events.fastpath import make_ingest_handler
 from triggers_api.events.router import router as events_router
 from triggers_api.events.schemas import BatchInput, EventInput
@@ -115,6 +116,7 @@ def build_services(settings: Settings) -> Services:
             ttl_seconds=int(settings.event_ttl_days * 86_400),
             idempotency_ttl_us=int(settings.idempotency_ttl_hours * 3_600 * 1_000_000),
             max_batch=settings.max_batch_events,
+            schema_cache_ttl=settings.schema_cache_ttl,
         ),
     )
     if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis)
@@ -273,6 +275,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     install_stream(app, services)  # /v1/inbox/stream and the inbox long poll (inbox/stream.py)
     install_tracing(app, services)  # OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.py)
     install_delivery(app, services)  # push worker, replay, attempt history (delivery/)
+    install_event_types(app, services)  # /v1/event-types: the schema catalog (event_types/)
     for extend in extensions or []:
         extend(app, services)
 

@@ -37,6 +37,7 @@ class Scope(StrEnum):
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
     KEYS_MANAGE = "keys:manage"
+    EVENT_TYPES_MANAGE = "event_types:manage"  # register, change and delete schemas
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     key_cache_ttl: float = Field(1.0, ge=0, le=1.0, description="Seconds a resolved API key may be cached")
     last_used_flush_interval: float = Field(30.0, gt=0, description="Seconds between last_used_at writes")
     idempotency_ttl_hours: float = Field(24, gt=0, description="How long an Idempotency-Key is remembered")
+    # Event types (src/triggers_api/event_types/): like the key cache, at most 1 s behind.
+    schema_cache_ttl: float = Field(
+        1.0, ge=0, le=1.0, description="Seconds between checks for schema changes made by other processes"
+    )
 
     bootstrap_key: bool = Field(True, description="Create and print an all-scope key on first start")
     log_level: str = Field("INFO", description="structlog level")

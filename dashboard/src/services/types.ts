@@ -8,7 +8,7 @@ import type { components } from "../../../packages/shared-types/api";
 type Schemas = components["schemas"];
 
 export type Scope = NonNullable<Schemas["KeyCreate"]["scopes"]>[number];
-export const ALL_SCOPES: readonly Scope[] = ["events:write", "events:read", "keys:manage"];
+export const ALL_SCOPES: readonly Scope[] = ["events:write", "events:read", "keys:manage", "event_types:manage"];
 export const DEFAULT_SCOPES: readonly Scope[] = ["events:write", "events:read"];
 
 export type EventStatus = Schemas["Event"]["status"];

@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.requests import cookie_parser
 
-from triggers_api.auth import Principal
+from triggers_api.auth import Principal, Scope
 from triggers_api.config import Settings
 from triggers_api.errors import Forbidden, Unauthorized
 from triggers_api.storage.base import ApiKeyRecord, Storage, now_us
@@ -173,7 +173,9 @@ class SessionManager:
         if scope.get("method", "GET") not in SAFE_METHODS:
             self._check_csrf(scope, claims)
         record = await self.live_key(claims.key_id, claims.user_id)
-        return Principal(record.key_id, record.user_id, frozenset(record.scopes), record.rate_limit)
+        # A session is its owner's console: it may also manage the event-type catalog.
+        scopes = frozenset(record.scopes) | {Scope.EVENT_TYPES_MANAGE.value}
+        return Principal(record.key_id, record.user_id, scopes, record.rate_limit)
 
     def _verified(self, scope: MutableMapping[str, Any], cookie: str, kind: TokenKind) -> Claims:
         token = cookies_of(scope).get(cookie)

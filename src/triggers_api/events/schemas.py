@@ -74,11 +74,22 @@ class BatchResponse(BaseModel):
     results: list[EventResponse | BatchItemFailure]
 
 
+class SchemaViolation(BaseModel):
+    path: str = Field(description="JSON Pointer into the event, e.g. `/payload/amount`")
+    message: str
+
+
 class EventMetadata(BaseModel):
     source_ip: str | None = None
     api_version: str
     correlation_id: str
     user_agent: str | None = None
+    schema_version: int | None = Field(
+        None, description="The version of the type's schema the payload was checked against (absent: none)"
+    )
+    schema_violations: list[SchemaViolation] | None = Field(
+        None, description="Stored in warn mode although the payload broke the schema: each violation"
+    )
     traceparent: str | None = Field(
         None, description="W3C trace context the push continues (when the producer sent one or tracing is on)"
     )

@@ -29,6 +29,7 @@ from triggers_api.errors import (
     ValidationFailed,
     pydantic_details,
 )
+from triggers_api.event_types.validators import ActiveSchema, SchemaCache, as_details, violations
 from triggers_api.events.schemas import EVENT_TYPE_PATTERN, EventInput
 from triggers_api.storage.base import (
     AuditRecord,
@@ -171,7 +172,14 @@ class IngestResult:
 class Ingestor:
     """Turns validated input into stored events; knows the TTL and the storage."""
 
-    def __init__(self, storage: Storage, ttl_seconds: int, idempotency_ttl_us: int, max_batch: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        ttl_seconds: int,
+        idempotency_ttl_us: int,
+        max_batch: int,
+        schema_cache_ttl: float = 1.0,
+    ) -> None:
         self.storage = storage
         self.ttl_seconds = ttl_seconds
         self.idempotency_ttl_us = idempotency_ttl_us
@@ -180,6 +188,10 @@ class Ingestor:
         # Called with the stored records right after each commit (wakes the push worker and live
         # streams, feeds metrics). Hot path: callbacks must be quick and must not raise.
         self.on_stored: list[Callable[[list[EventRecord]], None]] = []
+        # The event-type catalog (``event_types/``): compiled schemas per user, checked per event.
+        self.schemas = SchemaCache(storage, ttl=schema_cache_ttl)
+        # Called with the type of each event stored in warn mode despite violations (metrics).
+        self.on_violation: list[Callable[[str], None]] = []
         # Set by create_app when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.py); None: no spans.
         self.tracing: Tracing | None = None
 
@@ -197,8 +209,18 @@ class Ingestor:
         return orjson.dumps(metadata)
 
     def _record(
-        self, ctx: IngestContext, event: tuple[str, dict[str, Any]], ts: int, metadata: bytes
+        self,
+        ctx: IngestContext,
+        event: tuple[str, dict[str, Any]],
+        ts: int,
+        metadata: bytes,
+        types: dict[str, ActiveSchema] | None = None,
+        warned: list[str] | None = None,
     ) -> EventRecord:
+        if types:  # the user has a catalog: a type without a schema costs this look-up only
+            active = types.get(event[0])
+            if active is not None and active.validator is not None:
+                metadata = _checked(event, active, metadata, warned)
         return EventRecord(
             event_id=new_event_id(),
             user_id=ctx.principal.user_id,
@@ -225,11 +247,15 @@ class Ingestor:
     async def ingest(self, ctx: IngestContext, body: bytes, batch: bool) -> IngestResult:
         ctx.principal.require(Scope.EVENTS_WRITE)
         value = parse_json_body(body)
+        types = self.schemas.peek(ctx.principal.user_id)
+        if types is None:  # first request of this user, or the once-a-second stamp check
+            types = await self.schemas.catalog(ctx.principal.user_id)
+        warned: list[str] = []
         ts = now_us()
         metadata = self._metadata(ctx)
         records: list[EventRecord] = []
         if batch:
-            results, records = self._batch(ctx, value, ts, metadata)
+            results, records = self._batch(ctx, value, ts, metadata, types, warned)
             response = orjson.dumps(
                 {
                     "success_count": len(records),
@@ -238,7 +264,7 @@ class Ingestor:
                 }
             )
         else:
-            record = self._record(ctx, validate_event(value), ts, metadata)
+            record = self._record(ctx, validate_event(value), ts, metadata, types, warned)
             records = [record]
             response = orjson.dumps(_event_response(record))
         idempotency = None
@@ -275,10 +301,19 @@ class Ingestor:
         self.ingested += len(records)
         for callback in self.on_stored:
             callback(records)
+        for event_type in warned:
+            for count in self.on_violation:
+                count(event_type)
         return IngestResult(201, response)
 
     def _batch(
-        self, ctx: IngestContext, value: Any, ts: int, metadata: bytes
+        self,
+        ctx: IngestContext,
+        value: Any,
+        ts: int,
+        metadata: bytes,
+        types: dict[str, ActiveSchema] | None = None,
+        warned: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], list[EventRecord]]:
         if not isinstance(value, dict):
             raise ValidationFailed(
@@ -303,7 +338,7 @@ class Ingestor:
         records: list[EventRecord] = []
         for index, item in enumerate(items):
             try:
-                record = self._record(ctx, validate_event(item), ts, metadata)
+                record = self._record(ctx, validate_event(item), ts, metadata, types, warned)
             except ApiError as exc:
                 results.append(
                     {
@@ -315,6 +350,25 @@ class Ingestor:
             records.append(record)
             results.append(_event_response(record))
         return results, records
+
+
+def _checked(
+    event: tuple[str, dict[str, Any]], active: ActiveSchema, metadata: bytes, warned: list[str] | None
+) -> bytes:
+    """The event's metadata with ``schema_version`` (and, in warn mode, ``schema_violations``);
+    in enforce mode a payload that breaks the schema is a 400 naming each violation."""
+    found = violations(active.validator, event[1])
+    tail = b',"schema_version":' + str(active.version).encode()
+    if found:
+        if active.mode == "enforce":
+            raise ValidationFailed(
+                f"Payload does not match the schema of '{event[0]}' (version {active.version})",
+                details=as_details(found),
+            )
+        tail += b',"schema_violations":' + orjson.dumps([{"path": p, "message": m} for p, m in found])
+        if warned is not None:
+            warned.append(event[0])
+    return metadata[:-1] + tail + b"}"
 
 
 def _type_details(event_type: str) -> bytes:

@@ -214,8 +214,107 @@ class StreamItem:
     event: EventRecord
 
 
+# == event types: the schema catalog (see ``triggers_api/event_types/``) ===========================
+class EventTypeMode(StrEnum):
+    """What ingestion does with a payload that does not match its type's schema."""
+
+    ENFORCE = "enforce"  # refused: 400 VALIDATION_ERROR (in a batch, only that item)
+    WARN = "warn"  # stored, with ``metadata.schema_violations``
+    OFF = "off"  # registered, not validated
+
+
+class PutOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(slots=True)
+class EventTypeRecord:
+    """A user's registered event type: its current schema version and mode."""
+
+    user_id: str
+    event_type: str
+    version: int
+    schema: bytes  # canonical JSON (sorted keys) of the JSON Schema
+    mode: str  # an EventTypeMode value
+    description: str | None
+    created_us: int
+    updated_us: int
+
+
+@dataclass(slots=True, frozen=True)
+class EventTypeVersion:
+    version: int
+    schema: bytes
+    mode: str
+    created_us: int
+
+
+@dataclass(slots=True, frozen=True)
+class EventTypeActivity:
+    """How much one type was sent: the newest event's time and the count in the last 24 hours."""
+
+    event_type: str
+    last_seen_us: int
+    events_last_24h: int
+
+
+class EventTypeRegistry(Protocol):
+    """The catalog's storage; part of :class:`Storage` (every backend implements both)."""
+
+    async def put_event_type(
+        self,
+        record: EventTypeRecord,
+        audit: Callable[[str, EventTypeRecord], AuditRecord],
+    ) -> tuple[EventTypeRecord, PutOutcome]:
+        """Register or update ``record.event_type`` for ``record.user_id``, in one transaction.
+
+        New (or deleted before): version is one more than the highest version it ever had
+        (1 at first), outcome CREATED. Registered with a different ``schema`` (bytes compared):
+        a new version, outcome UPDATED. Same schema, different mode or description: same
+        version, updated in place, UPDATED. Identical: nothing written, UNCHANGED. Every
+        version is kept (:meth:`event_type_versions`); ``created_us`` stays the first
+        registration's. When something changed, ``audit(action, stored)`` builds the audit record
+        stored with it (``event_type.created`` / ``event_type.updated``) and the user's
+        registry stamp grows (:meth:`event_type_stamps`). Returns the stored record.
+        """
+        ...
+
+    async def get_event_type(self, user_id: str, event_type: str) -> EventTypeRecord | None: ...
+
+    async def list_event_types(self, user_id: str) -> list[EventTypeRecord]:
+        """The user's registered types, by name."""
+        ...
+
+    async def event_type_versions(self, user_id: str, event_type: str) -> list[EventTypeVersion]:
+        """Every version the type ever had (also after a delete), oldest first."""
+        ...
+
+    async def delete_event_type(self, user_id: str, event_type: str, audit: AuditRecord) -> bool:
+        """Unregister (validation stops; versions kept); audits and bumps the stamp. False if absent."""
+        ...
+
+    async def event_type_stamps(self) -> dict[str, int]:
+        """Every user's registry stamp: it grows with each change of that user's catalog. Read
+        once a second by each process to drop stale validators (cross-process invalidation)."""
+        ...
+
+    async def event_type_activity(
+        self, user_id: str, since_us: int, recent_us: int, event_type: str | None = None
+    ) -> list[EventTypeActivity]:
+        """Types (or the one type) the user sent events of at or after ``since_us``, with the
+        newest event's time and how many arrived at or after ``recent_us``. Must not read every
+        event of the user: a seek per type on the (user, type, time) index."""
+        ...
+
+    async def recent_payloads(self, user_id: str, event_type: str, limit: int) -> list[bytes]:
+        """Payloads of the user's most recent events of the type (acknowledged ones have none)."""
+        ...
+
+
 @runtime_checkable
-class Storage(Protocol):
+class Storage(EventTypeRegistry, Protocol):
     async def open(self) -> None:
         """Connect and apply migrations (idempotent)."""
 

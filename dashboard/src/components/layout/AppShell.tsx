@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { Activity, BookOpen, KeyRound, LayoutDashboard, LogOut, Zap } from "lucide-react";
+import { Activity, BookOpen, FileJson, KeyRound, LayoutDashboard, LogOut, Zap } from "lucide-react";
 import { NavLink, Outlet, useNavigate } from "react-router";
 
 import { Button } from "@/components/ui/button";
@@ -10,6 +10,7 @@ import { cn } from "@/lib/utils";
 const NAV = [
   { to: "/", label: "Overview", icon: LayoutDashboard, end: true },
   { to: "/events", label: "Events", icon: Activity, end: false },
+  { to: "/event-types", label: "Event types", icon: FileJson, end: false },
   { to: "/keys", label: "API keys", icon: KeyRound, end: false },
   { to: "/docs", label: "Docs", icon: BookOpen, end: false },
 ] as const;

@@ -13,6 +13,7 @@ import { isApiError } from "@/lib/errors";
 import { formatDateTime, formatMs } from "@/lib/format";
 import { toast } from "@/lib/toast";
 import type { ApiEvent, DeliveryAttempt, EventStatusInfo } from "@/services/types";
+import { SchemaViolations } from "@/features/event-types/SchemaViolations";
 
 import { apiPathsQuery, eventQuery, eventStatusQuery, hasSingleReplay, useAcknowledge, useReplay } from "./queries";
 
@@ -143,7 +144,18 @@ function EventDetail({
                   <Row label="Correlation ID" mono>
                     {known.metadata.correlation_id}
                   </Row>
+                  {known.metadata.schema_version != null ? (
+                    <Row label="Schema version">v{known.metadata.schema_version}</Row>
+                  ) : null}
                 </dl>
+                {known.metadata.schema_violations?.length ? (
+                  <div className="mt-3">
+                    <SchemaViolations
+                      violations={known.metadata.schema_violations}
+                      title="Stored with a warning: the payload broke its type's schema"
+                    />
+                  </div>
+                ) : null}
               </Section>
             ) : null}
 

@@ -25,6 +25,7 @@ import { LiveIndicator } from "./LiveIndicator";
 import { apiPathsQuery, eventsListQuery, hasBulkReplay, useAcknowledgeMany, useReplayFailed } from "./queries";
 import { ReplayFailedDialog } from "./ReplayFailedDialog";
 import { useLiveEvents } from "./useLiveEvents";
+import { SchemaWarning } from "@/features/event-types/SchemaWarning";
 
 export function EventsPage() {
   const [params, setParams] = useSearchParams();
@@ -190,6 +191,7 @@ export function EventsPage() {
                       >
                         {event.event_type}
                       </button>
+                      <SchemaWarning metadata={event.metadata} />
                     </TableCell>
                     <TableCell className="font-mono text-xs text-muted-foreground" title={event.event_id}>
                       {shortId(event.event_id)}

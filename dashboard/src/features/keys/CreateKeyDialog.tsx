@@ -21,6 +21,7 @@ const SCOPE_HELP: Record<Scope, string> = {
   "events:write": "Send events",
   "events:read": "Read the inbox and events, acknowledge",
   "keys:manage": "Manage keys, read the audit log, use this dashboard",
+  "event_types:manage": "Register, change and remove event-type schemas",
 };
 
 export function CreateKeyDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (open: boolean) => void }) {
