@@ -40,7 +40,9 @@ async def test_every_json_route_answers_malformed_json_like_ingestion(
     except orjson.JSONDecodeError as exc:
         parser_message = str(exc)
     reference = assert_error(
-        await client.post("/v1/events", content=MALFORMED, headers={**auth, "Content-Type": "application/json"}),
+        await client.post(
+            "/v1/events", content=MALFORMED, headers={**auth, "Content-Type": "application/json"}
+        ),
         400,
         "VALIDATION_ERROR",
     )
