@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test screenshots
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -26,8 +26,21 @@ lint: venv
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
+# The run must leave the working tree as it found it (tests write to temporary or ignored places):
+# `git status` is compared before and after (a checkout without git skips the check).
 test: lint dashboard-test
+	@git status --porcelain --untracked-files=all > $(VENV)/.status-before 2>/dev/null || rm -f $(VENV)/.status-before
 	$(BIN)/pytest -q
+	@if [ -f $(VENV)/.status-before ]; then \
+	  git status --porcelain --untracked-files=all | diff $(VENV)/.status-before - >/dev/null || { \
+	    echo "make test changed the working tree (git status before -> after):"; \
+	    git status --porcelain --untracked-files=all | diff $(VENV)/.status-before -; exit 1; }; \
+	  echo "git status: unchanged by the test run"; fi
+
+# Refresh the committed screenshots in docs/screenshots on purpose (tests write theirs to a
+# temporary directory): the browser test against a real server, as in `make test`.
+screenshots: venv dashboard
+	TRIGGERS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
