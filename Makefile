@@ -22,8 +22,8 @@ run: venv
 	$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
 
 lint: venv
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests hatch_build.py $(wildcard bench)
+	$(BIN)/ruff format --check src tests hatch_build.py $(wildcard bench)
 	$(BIN)/mypy
 
 # The run must leave the working tree as it found it (tests write to temporary or ignored places):
