@@ -115,6 +115,67 @@ function sh(command, extraEnv = {}) {
   });
 }
 
+/** Every entry of the navigation, at a phone's width and a desktop's: no sideways scroll, and the
+ * parts each page must keep (the chart fills its card; the events keep type, status and time). */
+async function checkEveryPageAtBothWidths(has) {
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.goto(`${BASE}/dashboard/`);
+  const nav = page.locator("nav[aria-label='Main'] a[data-nav-entry]");
+  await nav.first().waitFor();
+  const entries = [];
+  for (const link of await nav.all()) entries.push({ to: await link.getAttribute("data-nav-entry"), label: (await link.innerText()).trim() });
+  assert.ok(entries.length >= 4, JSON.stringify(entries));
+  // A reload with the session cookie: one session check, no refresh.
+  const calls = watchAuthCalls(page);
+  await page.reload();
+  await page.locator("main h1").waitFor();
+  await page.waitForLoadState("networkidle");
+  assert.deepEqual({ ...calls }, { session: 1, refresh: 0 });
+  calls.stop();
+
+  for (const width of [390, 1440]) {
+    await page.setViewportSize({ width, height: 844 });
+    for (const entry of entries) {
+      if (width < 768) {
+        await page.getByRole("button", { name: "Open menu" }).click();
+        await page.getByRole("link", { name: entry.label, exact: true }).click();
+        await page.getByRole("button", { name: "Open menu" }).waitFor(); // it closed on choosing
+      } else {
+        await page.getByRole("link", { name: entry.label, exact: true }).click();
+      }
+      await page.waitForURL((url) => url.pathname.replace(/\/$/, "") === `/dashboard${entry.to}`.replace(/\/$/, ""));
+      await page.locator("main h1").waitFor();
+      await page.waitForFunction(() => !document.querySelector(".animate-pulse, .animate-spin"));
+      await assertNoSidewaysScroll(page, `${entry.label} at ${width} px`);
+      if (entry.to === "/" && has.replay) {
+        const chart = page.getByTestId("events-per-minute-chart").locator("svg").first();
+        await chart.waitFor();
+        const box = await chart.boundingBox();
+        const card = await page.getByTestId("events-per-minute-chart").boundingBox();
+        assert.ok(box && card && box.width > 0.9 * card.width, `the chart fills its card at ${width} px`);
+      }
+      if (entry.to === "/events") {
+        const row = page.locator("tbody tr").first();
+        await row.waitFor();
+        for (const part of [row.locator("td:nth-child(2) button"), row.locator("[data-status]"), row.locator("time")]) {
+          const box = await part.boundingBox();
+          assert.ok(box && box.x >= 0 && box.x + box.width <= width, `type, status and time visible at ${width} px`);
+        }
+        if (width < 768) {
+          await row.locator("td:nth-child(2) button").click();
+          const panel = page.getByRole("dialog");
+          await panel.getByTestId("event-id").waitFor();
+          await assertNoSidewaysScroll(page, `the event panel at ${width} px`);
+          await shot("mobile-event-detail.png");
+          await panel.getByRole("button", { name: "Close" }).click();
+          await panel.waitFor({ state: "hidden" });
+        }
+      }
+      if (width < 768) await shot(`mobile-${entry.to === "/" ? "overview" : entry.to.slice(1).replaceAll("/", "-")}.png`);
+    }
+  }
+}
+
 let browser;
 let context;
 let page;
@@ -371,7 +432,8 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     const said = await reason.innerText();
     assert.match(said, /Refused by the engine \(HTTP 422\) on attempt 1/);
     assert.match(said, /press Replay/);
-    await panel.getByText("card processor refused the event").first().scrollIntoViewIfNeeded();
+    await panel.getByText("card processor refused the event").first().waitFor();
+    await reason.scrollIntoViewIfNeeded(); // the screenshot shows why, and the way out (Replay)
     await shot("08-dead-letter.png");
 
     await panel.getByRole("button", { name: "Replay" }).click();
@@ -427,63 +489,11 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
   });
 
   await t.test("every page fits a 390 px phone and a 1440 px screen, the navigation included", async () => {
-    await page.setViewportSize({ width: 1440, height: 900 });
-    await page.goto(`${BASE}/dashboard/`);
-    const nav = page.locator("nav[aria-label='Main'] a[data-nav-entry]");
-    await nav.first().waitFor();
-    const entries = [];
-    for (const link of await nav.all()) entries.push({ to: await link.getAttribute("data-nav-entry"), label: (await link.innerText()).trim() });
-    assert.ok(entries.length >= 4, JSON.stringify(entries));
-    // A reload with the session cookie: one session check, no refresh.
-    const calls = watchAuthCalls(page);
-    await page.reload();
-    await page.locator("main h1").waitFor();
-    await page.waitForLoadState("networkidle");
-    assert.deepEqual({ ...calls }, { session: 1, refresh: 0 });
-    calls.stop();
-
-    for (const width of [390, 1440]) {
-      await page.setViewportSize({ width, height: 844 });
-      for (const entry of entries) {
-        if (width < 768) {
-          await page.getByRole("button", { name: "Open menu" }).click();
-          await page.getByRole("link", { name: entry.label, exact: true }).click();
-          await page.getByRole("button", { name: "Open menu" }).waitFor(); // it closed on choosing
-        } else {
-          await page.getByRole("link", { name: entry.label, exact: true }).click();
-        }
-        await page.waitForURL((url) => url.pathname.replace(/\/$/, "") === `/dashboard${entry.to}`.replace(/\/$/, ""));
-        await page.locator("main h1").waitFor();
-        await page.waitForFunction(() => !document.querySelector(".animate-pulse, .animate-spin"));
-        await assertNoSidewaysScroll(page, `${entry.label} at ${width} px`);
-        if (entry.to === "/" && has.replay) {
-          const chart = page.getByTestId("events-per-minute-chart").locator("svg").first();
-          await chart.waitFor();
-          const box = await chart.boundingBox();
-          const card = await page.getByTestId("events-per-minute-chart").boundingBox();
-          assert.ok(box && card && box.width > 0.9 * card.width, `the chart fills its card at ${width} px`);
-        }
-        if (entry.to === "/events") {
-          const row = page.locator("tbody tr").first();
-          await row.waitFor();
-          for (const part of [row.locator("td:nth-child(2) button"), row.locator("[data-status]"), row.locator("time")]) {
-            const box = await part.boundingBox();
-            assert.ok(box && box.x >= 0 && box.x + box.width <= width, `type, status and time visible at ${width} px`);
-          }
-          if (width < 768) {
-            await row.locator("td:nth-child(2) button").click();
-            const panel = page.getByRole("dialog");
-            await panel.getByTestId("event-id").waitFor();
-            await assertNoSidewaysScroll(page, `the event panel at ${width} px`);
-            await shot("mobile-event-detail.png");
-            await panel.getByRole("button", { name: "Close" }).click();
-            await panel.waitFor({ state: "hidden" });
-          }
-        }
-        if (width < 768) await shot(`mobile-${entry.to === "/" ? "overview" : entry.to.slice(1).replaceAll("/", "-")}.png`);
-      }
+    try {
+      await checkEveryPageAtBothWidths(has);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
     }
-    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   await t.test("a key is revoked after confirmation and stops working", async () => {

@@ -47,7 +47,7 @@ export function AppShell() {
         </div>
         {menuOpen ? (
           <div id={menuId} className="border-t border-white/10 px-3 pt-2 pb-3">
-            <NavLinks />
+            <NavLinks onNavigate={() => setMenuOpen(false)} />
             <Account className="mt-3 border-t border-white/10 px-1 pt-3" />
           </div>
         ) : null}
@@ -73,7 +73,7 @@ function Brand({ className }: { className?: string }) {
   );
 }
 
-function NavLinks({ className }: { className?: string }) {
+function NavLinks({ className, onNavigate }: { className?: string; onNavigate?: () => void }) {
   return (
     <nav className={cn("flex flex-col gap-1", className)} aria-label="Main">
       {NAV.map(({ to, label, icon: Icon, end }) => (
@@ -82,6 +82,7 @@ function NavLinks({ className }: { className?: string }) {
           to={to}
           end={end ?? false}
           data-nav-entry={to}
+          onClick={onNavigate}
           className={({ isActive }) =>
             cn(
               "flex items-center gap-3 rounded-md px-3 py-2 text-sm transition-colors hover:bg-white/10 hover:text-white",

@@ -219,7 +219,7 @@ function RecentEvents() {
               <span className="truncate font-medium">{event.event_type}</span>
               <span className="flex shrink-0 items-center gap-3">
                 <StatusBadge status={event.status} acknowledged={Boolean(event.acknowledged_at)} />
-                <Timestamp iso={event.timestamp} className="w-20 text-right text-xs text-muted-foreground" />
+                <Timestamp iso={event.timestamp} className="inline-block w-20 text-right text-xs text-muted-foreground" />
               </span>
             </Link>
           </li>
