@@ -2,15 +2,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TYPES_DIR  := packages/shared-types
+TYPES_NODE := $(TYPES_DIR)/node_modules/.package-lock.json
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test screenshots
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types checkov terraform-check screenshots
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e './clients/python[dev]'
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -25,10 +28,12 @@ lint: venv
 	$(BIN)/ruff check src tests hatch_build.py $(wildcard bench)
 	$(BIN)/ruff format --check src tests hatch_build.py $(wildcard bench)
 	$(BIN)/mypy
+	cd clients/python && $(CURDIR)/$(BIN)/ruff check src tests && $(CURDIR)/$(BIN)/ruff format --check src tests \
+	  && $(CURDIR)/$(BIN)/mypy
 
 # The run must leave the working tree as it found it (tests write to temporary or ignored places):
 # `git status` is compared before and after (a checkout without git skips the check).
-test: lint dashboard-test
+test: lint dashboard-test $(TYPES_NODE) test-tools checkov terraform-check
 	@git status --porcelain --untracked-files=all > $(VENV)/.status-before 2>/dev/null || rm -f $(VENV)/.status-before
 	$(BIN)/pytest -q
 	@if [ -f $(VENV)/.status-before ]; then \
@@ -41,6 +46,56 @@ test: lint dashboard-test
 # temporary directory): the browser test against a real server, as in `make test`.
 screenshots: venv dashboard
 	TRIGGERS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
+# -- TypeScript types (packages/shared-types/): generated from the app's OpenAPI by openapi-typescript.
+# Run `make types` after any API change (or merge); tests/unit/test_shared_types.py fails on drift.
+$(TYPES_NODE): $(TYPES_DIR)/package-lock.json
+	cd $(TYPES_DIR) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+types: venv $(TYPES_NODE)
+	$(BIN)/python -m triggers_api.openapi_dump $(TYPES_DIR)/openapi.json
+	cd $(TYPES_DIR) && $(NPM) run --silent generate
+
+# Debian packages the deploy/ tests run (tests/deploy): promtool (`prometheus`) checks the alert
+# rules, nginx runs deploy/nginx/triggers-api.conf. Installed when missing and allowed; without
+# them those tests skip (and fail under TRIGGERS_TEST_STRICT=1).
+.PHONY: test-tools env-example
+test-tools:
+	@command -v promtool >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || \
+	  { $(SUDO) apt-get install -y -q prometheus nginx-light || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus nginx-light; } || \
+	    echo "warning: could not install promtool/nginx (apt-get install prometheus nginx-light)"; }
+
+# .env.example is generated from Settings (tests/deploy/test_env_example.py checks it).
+env-example: venv
+	$(BIN)/python -m triggers_api.envfile > .env.example
+
+# -- AWS deployment checks (infrastructure/terraform, docs/deploy-aws.md) ----------------------------
+# checkov gets a venv of its own: it pins boto3==1.35.49 and ships a `hcl2` module (bc-python-hcl2)
+# that would replace python-hcl2's in the dev venv. tests/aws/test_terraform.py runs it offline.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov~=3.3.30'
+	@touch $@
+
+checkov: $(CHECKOV)
+
+# `terraform fmt -check` whenever a terraform binary is installed; `validate` too when `init` can
+# download the AWS provider (it needs the registry, which this machine cannot reach). The offline
+# checks (parse, inputs, references, schema.py, checkov) run in pytest either way.
+terraform-check:
+	@if command -v terraform >/dev/null 2>&1; then \
+	  terraform fmt -check -recursive infrastructure/terraform || exit 1; \
+	  for env in infrastructure/terraform/environments/*/; do \
+	    if (cd $$env && terraform init -backend=false -input=false >/dev/null 2>&1); then \
+	      (cd $$env && terraform validate -no-color) || exit 1; \
+	    else echo "terraform validate not run in $$env: the AWS provider could not be downloaded"; fi; \
+	  done; \
+	else echo "terraform not installed: fmt/validate not run (tests/aws/test_terraform.py checks it offline)"; fi
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
@@ -65,7 +120,6 @@ dashboard-test: $(DASHBOARD_OUT)
 # wrk and nginx come from Debian's packages (installed here when missing), Locust and py-spy from
 # PyPI (the `bench` extra). TRIGGERS_TEST_POSTGRES_URL adds the PostgreSQL column.
 .PHONY: bench bench-tools
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]'
@@ -78,6 +132,15 @@ bench-tools:
 
 bench: bench-tools $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# -- faults and limits (issue 15): minutes each, reports for docs/benchmarks.md, never in `make test` --
+.PHONY: soak scale
+SOAK_SECONDS ?= 600
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
+
+scale: venv
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIGGERS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIGGERS_", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
         "sqlite:///./data/triggers.db",
@@ -39,7 +40,6 @@ class Settings(BaseSettings):
 
     bootstrap_key: bool = Field(True, description="Create and print an all-scope key on first start")
     log_level: str = Field("INFO", description="structlog level")
-    log_json: bool = Field(True, description="JSON logs (false: console renderer)")
 
     # Group commit: how many queued writes one transaction may take.
     commit_batch_max: int = Field(512, ge=1, le=10_000, description="Largest group commit")
@@ -92,6 +92,80 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(3600, ge=60, le=86_400, description="Lifetime of a session token")
     session_max_age_seconds: int = Field(
         7 * 86_400, ge=60, le=90 * 86_400, description="How long a session may be refreshed after login"
+    )
+
+    # Operations (issue 13): health thresholds, proxies, tracing, console.
+    health_queue_age_seconds: float = Field(
+        300.0, gt=0, description="/v1/health is degraded when a due event has waited longer than this"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="CIDRs (comma-separated) whose X-Forwarded-For/-Proto are believed; empty: none",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console lines on a terminal, JSON lines otherwise"
+    )
+    public_url: str | None = Field(
+        None, description="Where people reach the service (the console banner); serve sets http://host:port"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        description="OpenTelemetry OTLP/HTTP collector (standard OTEL_* variable); unset: tracing off",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP network: {part.strip()!r}") from None
+        return value
+
+    # Faults and limits (issue 15): what a full disk, a database restart or a hostile client meets.
+    storage_retry_after: int = Field(
+        5, ge=1, le=3600, description="Retry-After seconds sent with 503 STORAGE_UNAVAILABLE"
+    )
+    database_timeout: float = Field(
+        30.0, gt=0, le=600, description="PostgreSQL: seconds to get a connection or run a statement, then 503"
+    )
+    http_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds from a connection (or a request's first byte) to its last header",
+    )
+    http_body_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds from the last header to the last body byte, then 408"
+    )
+    http_keepalive_timeout: float = Field(
+        5.0, gt=0, le=600, description="Seconds an idle kept-alive connection waits for its next request"
+    )
+    http_max_connections: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        description="Open connections per process; beyond it the longest idle is closed",
+    )
+    http_max_header_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024, description="Request line + headers at most, then 431"
+    )
+    http_write_buffer_bytes: int = Field(
+        262_144,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="Unsent response bytes per client before writing waits",
+    )
+    http_write_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client (an SSE reader) may leave a full buffer unread, then dropped",
     )
 
     @field_validator("log_level")

@@ -10,20 +10,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, SecretStr
 
 from triggers_api.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ROW = re.compile(r"^\|\s*`(TRIGGERS_[A-Z0-9_]+)`\s*\|([^|]*)\|(.*)\|\s*$")
+ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|([^|]*)\|(.*)\|\s*$")
 
 
 def readme_rows() -> dict[str, tuple[str, str]]:
-    """``TRIGGERS_X`` -> (default cell, meaning cell) from every table row that starts with one."""
+    """``TRIGGERS_X`` (or a standard variable a setting reads, ``OTEL_*``) -> (default, meaning),
+    from every table row that starts with one."""
     rows: dict[str, tuple[str, str]] = {}
+    aliases = set(settings_variables())
     for line in README.read_text(encoding="utf-8").splitlines():
         match = ROW.match(line)
-        if match:
+        if match and (match.group(1).startswith("TRIGGERS_") or match.group(1) in aliases):
             name, default, meaning = match.groups()
             assert name not in rows, f"README documents {name} twice"
             rows[name] = (default.strip().strip("`"), meaning.strip())
@@ -31,8 +33,17 @@ def readme_rows() -> dict[str, tuple[str, str]]:
 
 
 def settings_variables() -> dict[str, object]:
+    """The environment variable of every setting: ``TRIGGERS_<NAME>``, or its alias when it reads a
+    standard variable instead (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
-    return {f"{prefix}{name}".upper(): field.default for name, field in Settings.model_fields.items()}
+    variables: dict[str, object] = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            alias = next((c for c in alias.choices if isinstance(c, str)), None)
+        env = alias if isinstance(alias, str) else f"{prefix}{name}"
+        variables[env.upper()] = field.default
+    return variables
 
 
 def test_readme_table_lists_every_setting_and_nothing_else() -> None:
@@ -55,7 +66,7 @@ def test_readme_table_lists_every_setting_and_nothing_else() -> None:
 
 
 def _same_default(cell: str, default: object) -> bool:
-    if default is None or isinstance(default, SecretStr):
+    if default is None or default == "" or isinstance(default, SecretStr):
         return bool(cell)  # "unset", "generated", "the package's build": described in words
     if isinstance(default, bool):
         return cell == str(default).lower()

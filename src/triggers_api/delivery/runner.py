@@ -12,6 +12,7 @@ from triggers_api.config import Settings
 from triggers_api.delivery.worker import DeliveryWorker
 from triggers_api.metrics import Metrics
 from triggers_api.storage import build_storage
+from triggers_api.tracing import build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,8 @@ async def run_worker(
         metrics = Metrics()
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-        worker = DeliveryWorker(storage, settings, metrics=metrics)
+        tracing = build_tracing(settings, service_name="triggers-api-worker")
+        worker = DeliveryWorker(storage, settings, metrics=metrics, tracing=tracing)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -48,5 +50,7 @@ async def run_worker(
         await stop.wait()
         log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
         await worker.stop()
+        if tracing is not None:
+            tracing.shutdown()
     finally:
         await storage.close()
