@@ -202,7 +202,7 @@ function AbsoluteTime({ iso }: { iso: string | null | undefined }) {
 
 /** Why a dead letter stopped, and what to do about it. */
 function DeadLetterNotice({ info, canReplay }: { info: EventStatusInfo; canReplay: boolean }) {
-  const reason = deadLetterReason(info.attempts);
+  const reason = deadLetterReason(info.attempts ?? []);
   return (
     <Alert variant="destructive" data-testid="dead-letter-reason" data-reason={reason.kind}>
       <CircleAlert />
