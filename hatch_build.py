@@ -24,10 +24,14 @@ SOURCES = ("src", "public", "scripts", "index.html", "vite.config.ts", "tsconfig
 BUILT = Path("src/triggers_api/dashboard/static/index.html")
 
 
+#: Outside dashboard/, the build also reads the API's generated TypeScript types.
+SHARED_TYPES = Path("packages/shared-types")
+
+
 def newest_source(dashboard: Path) -> float:
     stamps = [0.0]
-    for name in (*SOURCES, "package-lock.json"):
-        path = dashboard / name
+    inputs = [dashboard / name for name in (*SOURCES, "package-lock.json")]
+    for path in [*inputs, dashboard.parent / SHARED_TYPES]:
         files = (
             [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path] if path.exists() else []
         )

@@ -35,6 +35,9 @@ def _project_copy(tmp_path: Path, *, with_build: bool) -> Path:
     for name in ("pyproject.toml", "hatch_build.py", "README.md", "LICENSE", ".gitignore"):
         shutil.copy2(ROOT / name, project / name)
     shutil.copytree(ROOT / "dashboard", project / "dashboard", ignore=SKIP)
+    shared = ROOT / "packages" / "shared-types"  # the dashboard imports the API's generated types
+    if shared.exists():
+        shutil.copytree(shared, project / "packages" / "shared-types", ignore=SKIP)
     ignore = SKIP if with_build else shutil.ignore_patterns("static", *LEFT_OUT)
     shutil.copytree(ROOT / "src", project / "src", ignore=ignore)  # copy2 keeps mtimes: still current
     return project
