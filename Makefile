@@ -7,7 +7,7 @@ TYPES_DIR  := packages/shared-types
 TYPES_NODE := $(TYPES_DIR)/node_modules/.package-lock.json
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types checkov terraform-check
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types checkov terraform-check screenshots
 
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -25,14 +25,27 @@ run: venv
 	$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
 
 lint: venv
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests hatch_build.py $(wildcard bench)
+	$(BIN)/ruff format --check src tests hatch_build.py $(wildcard bench)
 	$(BIN)/mypy
 	cd clients/python && $(CURDIR)/$(BIN)/ruff check src tests && $(CURDIR)/$(BIN)/ruff format --check src tests \
 	  && $(CURDIR)/$(BIN)/mypy
 
+# The run must leave the working tree as it found it (tests write to temporary or ignored places):
+# `git status` is compared before and after (a checkout without git skips the check).
 test: lint dashboard-test $(TYPES_NODE) test-tools checkov terraform-check
+	@git status --porcelain --untracked-files=all > $(VENV)/.status-before 2>/dev/null || rm -f $(VENV)/.status-before
 	$(BIN)/pytest -q
+	@if [ -f $(VENV)/.status-before ]; then \
+	  git status --porcelain --untracked-files=all | diff $(VENV)/.status-before - >/dev/null || { \
+	    echo "make test changed the working tree (git status before -> after):"; \
+	    git status --porcelain --untracked-files=all | diff $(VENV)/.status-before -; exit 1; }; \
+	  echo "git status: unchanged by the test run"; fi
+
+# Refresh the committed screenshots in docs/screenshots on purpose (tests write theirs to a
+# temporary directory): the browser test against a real server, as in `make test`.
+screenshots: venv dashboard
+	TRIGGERS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
 # -- TypeScript types (packages/shared-types/): generated from the app's OpenAPI by openapi-typescript.
 # Run `make types` after any API change (or merge); tests/unit/test_shared_types.py fails on drift.

@@ -20,7 +20,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.postgres.schemas import TEST_BACKEND, backend_env, backend_settings, drop_test_schemas
+from tests.postgres.schemas import (
+    NO_SERVER,
+    POSTGRES_URL_ENV,
+    REDIS_URL_ENV,
+    TEST_BACKEND,
+    backend_env,
+    backend_settings,
+    drop_test_schemas,
+)
 from triggers_api.app import create_app
 from triggers_api.config import Settings
 from triggers_api.keys.service import create_key
@@ -40,6 +48,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_test_schemas()  # the PostgreSQL schemas this run created (TRIGGERS_TEST_BACKEND=postgres)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last line, when tests skipped for want of PostgreSQL/Redis: how many, and how."""
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_SERVER in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test{'s' if len(skipped) != 1 else ''} skipped: no PostgreSQL/Redis to test against. To run them, start "
+            f"PostgreSQL at 127.0.0.1:5432 (database test, user postgres) and Redis at 127.0.0.1:6379, "
+            f"or set {POSTGRES_URL_ENV} and {REDIS_URL_ENV}.",
+            yellow=True,
+            bold=True,
+        )
 
 
 def _opens_sqlite_file(item: pytest.Item) -> bool:

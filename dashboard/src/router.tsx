@@ -56,15 +56,23 @@ export function createAppRouter() {
 
 export type AppRouter = ReturnType<typeof createAppRouter>;
 
-/** After a 401: forget everything cached and go to login, returning here afterwards. */
-export function sendToLogin(router: AppRouter, queryClient: QueryClient): void {
+/**
+ * After a 401: go to login (returning here afterwards), then forget everything cached.
+ *
+ * The order matters. Clearing the cache while the pages that read it are still mounted makes
+ * every one of their queries fetch again, each a new 401 and a new refresh, until the login
+ * page's chunk has loaded: the burst of session checks a cookieless load used to send. Navigating
+ * first unmounts them; the cache is cleared once nothing is left to refetch.
+ */
+export async function sendToLogin(router: AppRouter, queryClient: QueryClient): Promise<void> {
   const hadSession = queryClient.getQueryData(sessionQuery.queryKey) !== undefined;
-  queryClient.clear();
   const { search } = router.state.location;
   // The router's location includes the basename; navigate() adds it back.
   const full = router.state.location.pathname;
   const pathname = full.startsWith(config.basename) ? full.slice(config.basename.length) || "/" : full;
-  if (pathname === "/login") return;
-  const next = encodeURIComponent(pathname + search);
-  void router.navigate(`/login?next=${next}${hadSession ? "&expired=1" : ""}`, { replace: true });
+  if (pathname !== "/login") {
+    const next = encodeURIComponent(pathname + search);
+    await router.navigate(`/login?next=${next}${hadSession ? "&expired=1" : ""}`, { replace: true });
+  }
+  queryClient.clear();
 }

@@ -45,7 +45,7 @@ from triggers_api.event_types import install as install_event_types
 from triggers_api.events.fastpath import make_ingest_handler
 from triggers_api.events.router import router as events_router
 from triggers_api.events.schemas import BatchInput, EventInput
-from triggers_api.events.service import Ingestor
+from triggers_api.events.service import Ingestor, parse_json_body
 from triggers_api.health import router as health_router
 from triggers_api.inbox.fastpath import ACK_PREFIX, make_ack_handler
 from triggers_api.inbox.router import router as inbox_router
@@ -336,6 +336,15 @@ def _error_response(request: Request, error: ApiError) -> Response:
     )
 
 
+def malformed_json(body: bytes) -> ValidationFailed:
+    """The 400 for a body that does not parse: the same message and details as ``/v1/events``."""
+    try:
+        parse_json_body(body)
+    except ValidationFailed as exc:
+        return exc
+    return ValidationFailed("Request body is not valid JSON", details={"body": "invalid JSON"})
+
+
 def method_not_allowed(request: Request) -> MethodNotAllowed:
     """405 with an ``Allow`` listing every method the OpenAPI declares for this path."""
     table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allow_table", None)
@@ -368,7 +377,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        details = pydantic_details(list(exc.errors()))
+        errors = list(exc.errors())
+        if any(err.get("type") == "json_invalid" for err in errors):
+            # FastAPI locates a JSON syntax error at ("body", <offset>): answer as ingestion does,
+            # details.body with the parser's message, not an index leaking as a field name.
+            return _error_response(request, malformed_json(await request.body()))
+        details = pydantic_details(errors)
         return _error_response(request, ValidationFailed("Request validation failed", details=details))
 
     async def on_http(request: Request, exc: Exception) -> Response:

@@ -13,6 +13,7 @@
 // good (422: dead letters) and answers `checkout.*` with 503 (retried later, so they stay in the
 // inbox); the test then also checks the delivery figures, the attempt history and replay.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -71,6 +72,108 @@ async function countEvents(query) {
   const res = await api("GET", `/v1/events?limit=200&${query}`);
   assert.equal(res.status, 200);
   return res.body.events.length;
+}
+
+/** Counts the session checks and refreshes a page sends from now on. */
+function watchAuthCalls(target) {
+  const calls = { session: 0, refresh: 0 };
+  const listener = (request) => {
+    const { pathname } = new URL(request.url());
+    if (request.method() === "GET" && pathname === "/v1/auth/session") calls.session++;
+    if (request.method() === "POST" && pathname === "/v1/auth/refresh") calls.refresh++;
+  };
+  target.on("request", listener);
+  Object.defineProperty(calls, "stop", { value: () => target.off("request", listener), enumerable: false });
+  return calls;
+}
+
+/** Nothing scrolls sideways: the document is no wider than the window (tables scroll inside). */
+async function assertNoSidewaysScroll(target, where) {
+  const { scroll, client } = await target.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+  }));
+  assert.ok(scroll <= client, `${where}: the page is ${scroll} px wide in a ${client} px window`);
+}
+
+/** The short name of the browser's time zone ("UTC", "CET"), as the dashboard prints it. */
+async function localZone() {
+  return page.evaluate(
+    () => new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName").value,
+  );
+}
+
+/** Runs a docs page example as a user pastes it: bash, the key in $TRIGGERS_API_KEY. */
+function sh(command, extraEnv = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", command], { env: { ...process.env, TRIGGERS_API_KEY: KEY, ...extraEnv } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c) => (out += c));
+    child.stderr.on("data", (c) => (err += c));
+    child.on("close", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${command}\nexit ${code}: ${err}`))));
+  });
+}
+
+/** Every entry of the navigation, at a phone's width and a desktop's: no sideways scroll, and the
+ * parts each page must keep (the chart fills its card; the events keep type, status and time). */
+async function checkEveryPageAtBothWidths(has) {
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.goto(`${BASE}/dashboard/`);
+  const nav = page.locator("nav[aria-label='Main'] a[data-nav-entry]");
+  await nav.first().waitFor();
+  const entries = [];
+  for (const link of await nav.all()) entries.push({ to: await link.getAttribute("data-nav-entry"), label: (await link.innerText()).trim() });
+  assert.ok(entries.length >= 4, JSON.stringify(entries));
+  // A reload with the session cookie: one session check, no refresh.
+  const calls = watchAuthCalls(page);
+  await page.reload();
+  await page.locator("main h1").waitFor();
+  await page.waitForLoadState("networkidle");
+  assert.deepEqual({ ...calls }, { session: 1, refresh: 0 });
+  calls.stop();
+
+  for (const width of [390, 1440]) {
+    await page.setViewportSize({ width, height: 844 });
+    for (const entry of entries) {
+      if (width < 768) {
+        await page.getByRole("button", { name: "Open menu" }).click();
+        await page.getByRole("link", { name: entry.label, exact: true }).click();
+        await page.getByRole("button", { name: "Open menu" }).waitFor(); // it closed on choosing
+      } else {
+        await page.getByRole("link", { name: entry.label, exact: true }).click();
+      }
+      await page.waitForURL((url) => url.pathname.replace(/\/$/, "") === `/dashboard${entry.to}`.replace(/\/$/, ""));
+      await page.locator("main h1").waitFor();
+      await page.waitForFunction(() => !document.querySelector(".animate-pulse, .animate-spin"));
+      await assertNoSidewaysScroll(page, `${entry.label} at ${width} px`);
+      if (entry.to === "/" && has.replay) {
+        const chart = page.getByTestId("events-per-minute-chart").locator("svg").first();
+        await chart.waitFor();
+        const box = await chart.boundingBox();
+        const card = await page.getByTestId("events-per-minute-chart").boundingBox();
+        assert.ok(box && card && box.width > 0.9 * card.width, `the chart fills its card at ${width} px`);
+      }
+      if (entry.to === "/events") {
+        const row = page.locator("tbody tr").first();
+        await row.waitFor();
+        for (const part of [row.locator("td:nth-child(2) button"), row.locator("[data-status]"), row.locator("time")]) {
+          const box = await part.boundingBox();
+          assert.ok(box && box.x >= 0 && box.x + box.width <= width, `type, status and time visible at ${width} px`);
+        }
+        if (width < 768) {
+          await row.locator("td:nth-child(2) button").click();
+          const panel = page.getByRole("dialog");
+          await panel.getByTestId("event-id").waitFor();
+          await assertNoSidewaysScroll(page, `the event panel at ${width} px`);
+          await shot("mobile-event-detail.png");
+          await panel.getByRole("button", { name: "Close" }).click();
+          await panel.waitFor({ state: "hidden" });
+        }
+      }
+      if (width < 768) await shot(`mobile-${entry.to === "/" ? "overview" : entry.to.slice(1).replaceAll("/", "-")}.png`);
+    }
+  }
 }
 
 let browser;
@@ -145,6 +248,25 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
   let createdKey;
   let createdKeyId;
 
+  await t.test("a load without a session asks once: one session check, at most one refresh", async () => {
+    const fresh = await browser.newContext({ viewport: { width: 390, height: 800 } });
+    const other = await fresh.newPage();
+    const calls = watchAuthCalls(other);
+    await other.goto(`${BASE}/dashboard`);
+    await other.waitForURL(/\/dashboard\/login/);
+    await other.getByLabel("API key").waitFor();
+    await other.waitForLoadState("networkidle");
+    assert.equal(calls.session, 1, `GET /v1/auth/session sent ${calls.session} times`);
+    assert.ok(calls.refresh <= 1, `POST /v1/auth/refresh sent ${calls.refresh} times`);
+    // The lost-key hint is a command that works from the repository (tests/integration/test_cli.py runs it).
+    assert.equal(
+      (await other.getByTestId("lost-key-command").innerText()).trim(),
+      ".venv/bin/triggers-api keys create --user-id default --name dashboard --scope keys:manage",
+    );
+    await assertNoSidewaysScroll(other, "login at 390 px");
+    await fresh.close();
+  });
+
   await t.test("an unknown key is refused with a friendly message, a real one logs in", async () => {
     await page.goto(`${BASE}/dashboard/events`);
     await page.waitForURL(/\/dashboard\/login\?next=/);
@@ -203,6 +325,23 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     createdKey = (await plaintext.innerText()).trim();
     assert.match(createdKey, /^tk_[A-Za-z0-9_-]{43}$/);
     await shot("04-key-created.png");
+
+    // Escape, a second Escape (Chromium may then close a modal by itself) and a click outside all
+    // ask first while the key was not copied; the key stays on screen.
+    for (const dismiss of [
+      async () => page.keyboard.press("Escape"),
+      async () => {
+        await page.keyboard.press("Escape");
+        await page.keyboard.press("Escape");
+      },
+      async () => page.mouse.click(3, 3),
+    ]) {
+      await dismiss();
+      await dialog.getByTestId("confirm-close").waitFor();
+      assert.equal((await plaintext.innerText()).trim(), createdKey, "the key is still shown");
+      await dialog.getByRole("button", { name: "Keep it open" }).click();
+      await dialog.getByTestId("confirm-close").waitFor({ state: "detached" });
+    }
     await dialog.getByRole("button", { name: "Copy key" }).click();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), createdKey);
 
@@ -236,6 +375,11 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     // Through the SSE stream when the server has one, by polling otherwise.
     await page.locator(`[data-live-mode="${has.stream ? "live" : "polling"}"]`).waitFor();
     watchedId = ids[2];
+    // Full ids where the table has room, absolute times with their zone on hover.
+    const row = page.locator(`tr[data-event-id="${watchedId}"]`);
+    assert.equal((await row.getByTestId("full-event-id").innerText()).trim(), watchedId);
+    const title = await row.locator("time").getAttribute("title");
+    assert.ok(title && title.includes(await localZone()), `hover title names the zone: ${title}`);
     await shot("05-events.png");
   });
 
@@ -254,6 +398,11 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     await panel.getByRole("button", { name: "Acknowledge" }).click();
     await page.getByText("Event acknowledged").waitFor();
     await panel.getByTestId("payload-deleted").waitFor();
+    // The panel says what happened: acknowledged, with its time (and zone), not only "delivered".
+    assert.equal((await panel.getByTestId("detail-status").innerText()).trim(), "acknowledged");
+    const note = await panel.getByTestId("acknowledged-note").innerText();
+    assert.match(note, /^Acknowledged .+/);
+    assert.ok(note.includes(await localZone()), note);
     const status = await api("GET", `/v1/events/${watchedId}/status`);
     assert.equal(status.status, 200);
     assert.ok(status.body.acknowledged_at, "acknowledged on the server");
@@ -278,14 +427,20 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     await failed.first().getByRole("button").click();
     const panel = page.getByRole("dialog");
     await panel.getByText("HTTP 422").first().waitFor();
-    await panel.getByText("card processor refused the event").first().scrollIntoViewIfNeeded();
+    const reason = panel.getByTestId("dead-letter-reason");
+    assert.equal(await reason.getAttribute("data-reason"), "refused");
+    const said = await reason.innerText();
+    assert.match(said, /Refused by the engine \(HTTP 422\) on attempt 1/);
+    assert.match(said, /press Replay/);
+    await panel.getByText("card processor refused the event").first().waitFor();
+    await reason.scrollIntoViewIfNeeded(); // the screenshot shows why, and the way out (Replay)
     await shot("08-dead-letter.png");
 
     await panel.getByRole("button", { name: "Replay" }).click();
     await page.getByText("Event sent back to delivery").waitFor();
     // Pushed again at once, refused again: a second attempt in its history.
     await eventually("a second attempt", async () => (await api("GET", `/v1/events/${id}/status`)).body.attempts.length >= 2);
-    await panel.getByText("Attempt 2").waitFor({ timeout: 15_000 });
+    await panel.getByText("Attempt 2", { exact: true }).waitFor({ timeout: 15_000 });
     await panel.getByRole("button", { name: "Close" }).click();
 
     await eventually("failed again", async () => (await api("GET", `/v1/events/${id}/status`)).body.status === "failed");
@@ -300,7 +455,45 @@ test("a developer manages keys and watches events in the dashboard", async (t) =
     await page.getByRole("heading", { name: "Docs" }).waitFor();
     assert.ok((await page.locator("pre").first().innerText()).includes(`${BASE}/v1/events`));
     assert.ok(!(await page.content()).includes(KEY), "no key is written into the page");
+    assert.ok(!/delivery worker/i.test(await page.locator("main").innerText()), "no claim the stream needs the worker");
     await shot("07-docs.png");
+  });
+
+  await t.test("every curl example on the docs page works against this server as shown", async () => {
+    const example = async (title) => {
+      const card = page.locator("[data-example]").filter({ has: page.getByText(title, { exact: true }) });
+      return (await card.locator("pre").innerText()).trim();
+    };
+    const sent = JSON.parse(await sh(await example("Send an event")));
+    assert.match(sent.event_id, /^[0-9a-f-]{36}$/, JSON.stringify(sent));
+    assert.equal((await api("GET", `/v1/events/${sent.event_id}/status`)).status, 200);
+    assert.ok(Array.isArray(JSON.parse(await sh(await example("Read the inbox"))).events));
+    assert.equal(await sh(await example("Acknowledge an event"), { EVENT_ID: sent.event_id }), "");
+    assert.ok((await api("GET", `/v1/events/${sent.event_id}/status`)).body.acknowledged_at, "acknowledged by the example");
+    // The live stream, with the delivery worker or without: a new event arrives on it.
+    const stream = spawn("bash", ["-c", await example("Follow new events live")], {
+      env: { ...process.env, TRIGGERS_API_KEY: KEY },
+      detached: true,
+    });
+    let output = "";
+    stream.stdout.on("data", (chunk) => (output += chunk));
+    try {
+      let streamed = null;
+      await eventually("the stream answers and carries a new event", async () => {
+        if (!streamed && output.length > 0) streamed = await sendEvent(`docs.stream-${RUN}`, { n: 1 });
+        return streamed !== null && output.includes(streamed);
+      });
+    } finally {
+      process.kill(-stream.pid, "SIGTERM");
+    }
+  });
+
+  await t.test("every page fits a 390 px phone and a 1440 px screen, the navigation included", async () => {
+    try {
+      await checkEveryPageAtBothWidths(has);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   await t.test("a key is revoked after confirmation and stops working", async () => {

@@ -2,8 +2,9 @@
 
 The browser steps live in ``dashboard.e2e.mjs`` (Node's test runner + ``playwright-core``, the
 dashboard's own dev dependency); this test starts the service the way a user does, hands the
-script its address and bootstrap key, and checks the screenshots it leaves in
-``docs/screenshots/`` (set ``TRIGGERS_SCREENSHOT_DIR`` to write them elsewhere).
+script its address and bootstrap key, and checks the screenshots it leaves in a temporary
+directory, so a test run never edits the repository. ``make screenshots`` sets
+``TRIGGERS_SCREENSHOT_DIR=docs/screenshots`` to refresh the committed ones on purpose.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def workflow_engine() -> Iterator[str]:
         thread.join()
 
 
-def _requirements() -> tuple[str, Path]:
+def _requirements(tmp_path: Path) -> tuple[str, Path]:
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does it)")
     node = shutil.which("node")
@@ -82,11 +83,11 @@ def _requirements() -> tuple[str, Path]:
         pytest.skip("playwright-core not installed: run `make dashboard` (npm ci in dashboard/)")
     if not BUILT.exists():
         pytest.skip("the dashboard is not built: run `make dashboard`")
-    return node, Path(os.environ.get("TRIGGERS_SCREENSHOT_DIR", ROOT / "docs" / "screenshots"))
+    return node, Path(os.environ.get("TRIGGERS_SCREENSHOT_DIR") or tmp_path / "screenshots")
 
 
 def test_dashboard_in_a_real_browser(tmp_path: Path, workflow_engine: str) -> None:
-    node, shots = _requirements()
+    node, shots = _requirements(tmp_path)
     # The push worker (when this build has one) delivers to the scripted engine above.
     server = start_server(tmp_path, extra_env={"TRIGGERS_WORKFLOW_URL": workflow_engine})
     assert server.api_key, "the service printed no bootstrap key"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import make_settings, new_key, start_server
+from triggers_api.app import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EXE = shutil.which("triggers-api") or str(Path(os.sys.executable).parent / "triggers-api")  # type: ignore[attr-defined]
 
@@ -81,3 +86,35 @@ def test_bad_cli_input_fails_cleanly(tmp_path: Path) -> None:
     assert bad_scope.returncode != 0 and "Traceback" not in bad_scope.stderr
     bad_date = run(tmp_path, "keys", "create", "--user-id", "u", "--name", "n", "--expires-at", "soon")
     assert bad_date.returncode != 0 and "Traceback" not in bad_date.stderr
+
+
+@pytest.mark.sqlite_only  # the command uses `make run`'s default SQLite file
+async def test_the_login_pages_lost_key_command_works_as_written(tmp_path: Path) -> None:
+    """The dashboard's hint (issue 14, item 7), run verbatim from a checkout's layout: the CLI in
+    ``.venv/bin`` and the default database ``./data/triggers.db``; its key then signs in."""
+    source = (ROOT / "dashboard" / "src" / "features" / "auth" / "lost-key.ts").read_text()
+    match = re.search(r'LOST_KEY_COMMAND = "([^"]+)"', source)
+    assert match, "LOST_KEY_COMMAND not found in lost-key.ts"
+    command = match.group(1)
+    checkout = tmp_path / "checkout"  # stands for the repository: the same relative paths
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "triggers-api").symlink_to(EXE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGERS_")}
+    # A first `make run` created ./data with its database (and the bootstrap key).
+    settings = make_settings(tmp_path, database_url=f"sqlite:///{checkout / 'data' / 'triggers.db'}")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await new_key(app, user_id="default")
+    result = subprocess.run(
+        shlex.split(command), cwd=checkout, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    key = re.search(r"\b(tk_[A-Za-z0-9_-]{43})\b", result.stdout)
+    assert key, result.stdout
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            login = await client.post("/v1/auth/session", json={"api_key": key.group(1)})
+            assert login.status_code == 200, login.text
+            assert login.json()["user_id"] == "default"

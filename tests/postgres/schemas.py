@@ -1,7 +1,11 @@
 """A private PostgreSQL schema per test, so runs (and tests) never see each other's rows.
 
-``TRIGGERS_TEST_POSTGRES_URL`` names the server (``.ci/run`` sets it); without it the tests that
-need PostgreSQL skip with a reason saying so (and fail under ``TRIGGERS_TEST_STRICT=1``).
+``TRIGGERS_TEST_POSTGRES_URL`` / ``TRIGGERS_TEST_REDIS_URL`` name the servers (``.ci/run`` sets
+them). Unset, the conventional local ones are used when they answer (PostgreSQL at 127.0.0.1:5432,
+database ``test``, user ``postgres``; Redis at 127.0.0.1:6379), so ``make test`` on a machine that
+runs them tests them. Set to an empty value, or with nothing answering, the tests that need them
+skip with a reason saying so (``tests/conftest.py`` ends the run with one line counting them), and
+fail under ``TRIGGERS_TEST_STRICT=1``.
 
 ``TRIGGERS_TEST_BACKEND=postgres`` runs the whole HTTP suite on PostgreSQL: ``tests/conftest.py``
 asks :func:`backend_settings` / :func:`backend_env` for the database of each test, deselects the
@@ -12,8 +16,10 @@ session's end. Rate limits stay in memory there; Redis has its own tests (``test
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Coroutine
@@ -34,18 +40,71 @@ _PREFIX = "t_"
 _created: set[str] = set()
 
 
+#: Where ``make test`` looks when the variables are unset (the servers .ci/run and the README use).
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Every skip for a missing server says this, so the end-of-run summary can count them.
+NO_SERVER = "no server to test against"
+
+
+def postgres_answers(url: str, timeout: float = 2.0) -> bool:
+    """True when a PostgreSQL server at ``url`` accepts a connection and a query."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(url, timeout=timeout)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+
+    try:
+        _run(probe())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # TimeoutError is an OSError
+        return False
+    return True
+
+
+def redis_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when a Redis server at ``host:port`` answers ``PING``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@functools.cache
+def _postgres_url() -> str | None:
+    value = os.environ.get(POSTGRES_URL_ENV)
+    if value is not None:
+        return value or None  # set but empty: run without PostgreSQL on purpose
+    return LOCAL_POSTGRES_URL if postgres_answers(LOCAL_POSTGRES_URL) else None
+
+
+@functools.cache
+def _redis_url() -> str | None:
+    value = os.environ.get(REDIS_URL_ENV)
+    if value is not None:
+        return value or None
+    return LOCAL_REDIS_URL if redis_answers("127.0.0.1", 6379) else None
+
+
 def postgres_url() -> str:
-    """The test server's URL, or skip (with the reason) when none is configured."""
-    url = os.environ.get(POSTGRES_URL_ENV)
+    """The test server's URL (the variable, else the local server when it answers), or skip."""
+    url = _postgres_url()
     if not url:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set: no PostgreSQL server to test against")
+        pytest.skip(
+            f"PostgreSQL: {NO_SERVER} ({POSTGRES_URL_ENV} unset or empty, "
+            "nothing answers at 127.0.0.1:5432 database test)"
+        )
     return url
 
 
 def redis_url() -> str:
-    url = os.environ.get(REDIS_URL_ENV)
+    url = _redis_url()
     if not url:
-        pytest.skip(f"{REDIS_URL_ENV} is not set: no Redis server to test against")
+        pytest.skip(f"Redis: {NO_SERVER} ({REDIS_URL_ENV} unset or empty, nothing answers at 127.0.0.1:6379)")
     return url
 
 
@@ -137,7 +196,8 @@ async def _drop_leftovers(url: str) -> None:
 
 def drop_test_schemas() -> None:
     """At the session's end: this run's schemas, and those of runs that died before cleaning up."""
-    url = os.environ.get(POSTGRES_URL_ENV)
+    probed = os.environ.get(POSTGRES_URL_ENV) is not None or _postgres_url.cache_info().currsize > 0
+    url = _postgres_url() if probed else None  # never probe only to clean up
     if url:
         try:
             _run(_drop_leftovers(url))

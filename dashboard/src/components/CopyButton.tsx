@@ -8,8 +8,9 @@ import { toast } from "@/lib/toast";
 export function CopyButton({
   value,
   label = "Copy",
+  onCopied,
   ...props
-}: { value: string; label?: string } & Omit<ButtonProps, "onClick" | "value">) {
+}: { value: string; label?: string; onCopied?: () => void } & Omit<ButtonProps, "onClick" | "value">) {
   const [copied, setCopied] = useState(false);
 
   useEffect(() => {
@@ -22,6 +23,7 @@ export function CopyButton({
     try {
       await navigator.clipboard.writeText(value);
       setCopied(true);
+      onCopied?.();
     } catch {
       toast("error", "Could not copy to the clipboard. Select the text and copy it instead.");
     }

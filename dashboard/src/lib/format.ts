@@ -1,3 +1,4 @@
+/** Absolute times: the reader's locale and zone, a 24-hour clock, and the zone named ("UTC", "CET"). */
 const dateTime = new Intl.DateTimeFormat(undefined, {
   year: "numeric",
   month: "short",
@@ -5,6 +6,8 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
   minute: "2-digit",
   second: "2-digit",
+  hourCycle: "h23",
+  timeZoneName: "short",
 });
 const number = new Intl.NumberFormat();
 

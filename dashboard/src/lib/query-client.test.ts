@@ -19,6 +19,27 @@ describe("createQueryClient", () => {
     expect(onUnauthorized).toHaveBeenCalledTimes(1);
   });
 
+  it("ignores further 401s until the redirect to login has finished", async () => {
+    let finish: () => void = () => undefined;
+    const onUnauthorized = vi.fn(() => new Promise<void>((resolve) => (finish = resolve)));
+    const client = createQueryClient({ onUnauthorized });
+    const fail = () => Promise.reject(new ApiError(401, "UNAUTHORIZED", "expired", "r1"));
+    const settle = async () => {
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+    await client.fetchQuery({ queryKey: ["a"], queryFn: fail }).catch(() => undefined);
+    await settle();
+    // A page still mounted during the navigation refetches: not a second redirect.
+    await client.fetchQuery({ queryKey: ["b"], queryFn: fail }).catch(() => undefined);
+    await settle();
+    expect(onUnauthorized).toHaveBeenCalledTimes(1);
+    finish();
+    await settle();
+    await client.fetchQuery({ queryKey: ["c"], queryFn: fail }).catch(() => undefined);
+    await settle();
+    expect(onUnauthorized).toHaveBeenCalledTimes(2);
+  });
+
   it("does not retry client errors", async () => {
     const client = createQueryClient({ onUnauthorized: vi.fn() });
     const queryFn = vi.fn(() => Promise.reject(new ApiError(404, "NOT_FOUND", "gone")));

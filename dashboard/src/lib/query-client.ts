@@ -6,8 +6,9 @@ import { describeError } from "./errors";
 import { toast } from "./toast";
 
 export interface QueryClientHooks {
-  /** Called once per burst of 401s: the app clears its state and shows the login page. */
-  onUnauthorized: () => void;
+  /** Called once per burst of 401s: the app shows the login page and clears its state. Further
+   * 401s are ignored until the promise it returns settles (the redirect is under way). */
+  onUnauthorized: () => void | Promise<void>;
 }
 
 /**
@@ -24,8 +25,12 @@ export function createQueryClient({ onUnauthorized }: QueryClientHooks): QueryCl
       if (!redirecting) {
         redirecting = true;
         queueMicrotask(() => {
-          onUnauthorized();
-          redirecting = false;
+          void Promise.resolve()
+            .then(onUnauthorized)
+            .catch(() => undefined)
+            .finally(() => {
+              redirecting = false;
+            });
         });
       }
       return;

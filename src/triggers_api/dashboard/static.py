@@ -47,8 +47,10 @@ SECURITY_HEADERS: dict[str, str] = {
 HSTS = "max-age=31536000; includeSubDomains"
 
 NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dashboard not built</title>
-</head><body><h1>The dashboard has not been built</h1><p>Run <code>make run</code> (it builds it),
-or <code>cd dashboard &amp;&amp; npm ci &amp;&amp; npm run build</code>, then reload.</p></body></html>"""
+</head><body><h1>The dashboard has not been built</h1><p>The API works; only the dashboard is missing.
+From the repository, run <code>make run</code> (it builds it), or <code>cd dashboard &amp;&amp; npm ci
+&amp;&amp; npm run build</code>, then reload. A wheel built without Node.js has no dashboard: build it again
+with Node.js 20+ installed, or set <code>TRIGGERS_DASHBOARD_DIR</code> to a built dashboard.</p></body></html>"""
 
 PACKAGED_DIR = Path(__file__).parent / "static"
 

@@ -22,6 +22,8 @@ interface DialogProps {
  */
 export function Dialog({ open, onOpenChange, children, className, side = "center", ...aria }: DialogProps) {
   const ref = React.useRef<HTMLDialogElement>(null);
+  const openRef = React.useRef(open);
+  openRef.current = open;
 
   React.useEffect(() => {
     const dialog = ref.current;
@@ -48,7 +50,15 @@ export function Dialog({ open, onOpenChange, children, className, side = "center
         e.preventDefault();
         onOpenChange(false);
       }}
-      onClose={() => onOpenChange(false)}
+      onClose={() => {
+        onOpenChange(false);
+        // The browser may close a modal by itself (Chromium does on a repeated Escape even when
+        // `cancel` is prevented): if the owner kept it open (to ask first), show it again.
+        setTimeout(() => {
+          const dialog = ref.current;
+          if (openRef.current && dialog && !dialog.open && typeof dialog.showModal === "function") dialog.showModal();
+        }, 0);
+      }}
       onMouseDown={(e) => {
         // A press on the backdrop (the dialog element itself, outside its content) closes it.
         if (e.target === ref.current) onOpenChange(false);

@@ -2,6 +2,7 @@ import { KeyRound, Loader2, Zap } from "lucide-react";
 import { type FormEvent, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 
+import { CopyButton } from "@/components/CopyButton";
 import { Alert, AlertDescription } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -10,6 +11,7 @@ import { Label } from "@/components/ui/label";
 import { describeError } from "@/lib/errors";
 import { ApiError } from "@/services/api-client";
 
+import { LOST_KEY_COMMAND } from "./lost-key";
 import { useLogin } from "./queries";
 
 /** Only paths inside the app: `?next=https://evil.example` must not become an open redirect. */
@@ -105,9 +107,16 @@ export function LoginPage() {
             </form>
           </CardContent>
         </Card>
-        <p className="mt-4 text-center text-xs text-muted-foreground">
-          Lost the key? Create one with <code className="font-mono">triggers-api keys create --scope keys:manage …</code>
-        </p>
+        <div className="mt-4 text-center text-xs text-muted-foreground" data-testid="lost-key-hint">
+          <p>Lost the key? In the repository where the service runs, create one with:</p>
+          <div className="mt-2 flex items-start gap-2 text-left">
+            <code className="flex-1 rounded-md border bg-card px-2 py-1.5 font-mono break-all text-foreground" data-testid="lost-key-command">
+              {LOST_KEY_COMMAND}
+            </code>
+            <CopyButton value={LOST_KEY_COMMAND} label="Copy" className="h-7 px-2 text-[11px]" />
+          </div>
+          <p className="mt-2">It prints the new key once. Use the same TRIGGERS_DATABASE_URL as the service if you set one.</p>
+        </div>
       </div>
     </div>
   );

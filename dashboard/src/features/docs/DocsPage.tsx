@@ -50,7 +50,7 @@ export function DocsPage() {
       </div>
       <div className="mt-6 flex flex-col gap-4">
         {examples.map((example) => (
-          <Card key={example.title}>
+          <Card key={example.title} data-example={example.title}>
             <CardHeader className="flex-row items-start justify-between gap-4">
               <div className="flex flex-col gap-1.5">
                 <CardTitle>{example.title}</CardTitle>

@@ -30,7 +30,8 @@ export function buildExamples(baseUrl: string): Example[] {
     },
     {
       title: "Follow new events live",
-      description: "A Server-Sent Events stream of every new event (when the delivery worker is deployed).",
+      description:
+        "A Server-Sent Events stream of every event ingested for you from the moment you connect (reconnect with Last-Event-ID to resume). Scope events:read.",
       command: `curl -N ${baseUrl}/v1/inbox/stream \\\n  -H "X-API-Key: $TRIGGERS_API_KEY"`,
     },
   ];

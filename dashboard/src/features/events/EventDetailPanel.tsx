@@ -1,20 +1,22 @@
 import { useQuery } from "@tanstack/react-query";
-import { CheckCheck, Loader2, RotateCcw } from "lucide-react";
+import { CheckCheck, CircleAlert, Loader2, RotateCcw } from "lucide-react";
 import { type ReactNode, useId } from "react";
 
 import { CopyButton } from "@/components/CopyButton";
 import { ErrorState } from "@/components/ErrorState";
 import { JsonView } from "@/components/JsonView";
 import { StatusBadge } from "@/components/StatusBadge";
+import { Alert, AlertDescription, AlertTitle } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Dialog, DialogBody, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Skeleton } from "@/components/ui/skeleton";
 import { isApiError } from "@/lib/errors";
-import { formatDateTime, formatMs } from "@/lib/format";
+import { formatDateTime, formatMs, formatRelative } from "@/lib/format";
 import { toast } from "@/lib/toast";
 import type { ApiEvent, DeliveryAttempt, EventStatusInfo } from "@/services/types";
 import { SchemaViolations } from "@/features/event-types/SchemaViolations";
 
+import { deadLetterReason } from "./dead-letter";
 import { apiPathsQuery, eventQuery, eventStatusQuery, hasSingleReplay, useAcknowledge, useReplay } from "./queries";
 
 /** The side panel of one event: payload, metadata, status and delivery attempts; acknowledge, replay. */
@@ -60,6 +62,8 @@ function EventDetail({
   const info = status.data;
   const acknowledged = Boolean(info?.acknowledged_at ?? known?.acknowledged_at);
   const currentStatus = info?.status ?? known?.status;
+  const deliveredAt = info?.delivered_at ?? known?.delivered_at ?? null;
+  const acknowledgedAt = info?.acknowledged_at ?? known?.acknowledged_at ?? null;
 
   const ack = () =>
     acknowledge.mutate(eventId, {
@@ -74,8 +78,8 @@ function EventDetail({
         <DialogTitle id={titleId} className="break-all">
           {known?.event_type ?? (missing ? "Event not found" : "Event")}
         </DialogTitle>
-        <div className="flex items-center gap-2 font-mono text-xs text-muted-foreground">
-          {eventId}
+        <div className="flex flex-wrap items-center gap-2 font-mono text-xs break-all text-muted-foreground">
+          <span data-testid="event-id">{eventId}</span>
           <CopyButton value={eventId} label="Copy ID" className="h-6 px-2 text-[11px]" />
         </div>
       </DialogHeader>
@@ -102,6 +106,19 @@ function EventDetail({
               </div>
             </div>
 
+            {currentStatus === "failed" && info ? (
+              <DeadLetterNotice info={info} canReplay={hasSingleReplay(paths.data)} />
+            ) : null}
+
+            {acknowledged ? (
+              <p className="rounded-md border bg-muted/40 p-3 text-sm" data-testid="acknowledged-note">
+                <span className="font-medium">Acknowledged</span>{" "}
+                <AbsoluteTime iso={info?.acknowledged_at ?? known?.acknowledged_at} />. An acknowledgement is a delivery to
+                the pull consumer: the API reports status <code className="font-mono text-xs">delivered</code>, the payload is
+                deleted (<code className="font-mono text-xs">GET</code> answers 404) and a second acknowledgement answers 410.
+              </p>
+            ) : null}
+
             <Section title="Payload">
               {gone ? (
                 <p className="rounded-md border border-dashed p-4 text-sm text-muted-foreground" data-testid="payload-deleted">
@@ -124,20 +141,36 @@ function EventDetail({
             </Section>
 
             <Section title="Details">
-              <dl className="grid grid-cols-[10rem_1fr] gap-x-4 gap-y-2 text-sm">
-                <Row label="Received">{formatDateTime(known?.timestamp)}</Row>
-                <Row label="Status">{currentStatus ?? "—"}</Row>
+              <dl className="grid grid-cols-[7.5rem_1fr] gap-x-4 gap-y-2 text-sm sm:grid-cols-[10rem_1fr]">
+                <Row label="Received">
+                  <AbsoluteTime iso={known?.timestamp} />
+                </Row>
+                <Row label="Status">
+                  {acknowledged ? <span data-testid="detail-status">acknowledged</span> : (currentStatus ?? "—")}
+                </Row>
                 <Row label="Retries">{info?.retry_count ?? known?.retry_count ?? "—"}</Row>
-                <Row label="Last retry">{formatDateTime(info?.last_retry_at ?? known?.last_retry_at)}</Row>
-                <Row label="Delivered">{formatDateTime(info?.delivered_at ?? known?.delivered_at)}</Row>
-                <Row label="Acknowledged">{formatDateTime(info?.acknowledged_at ?? known?.acknowledged_at)}</Row>
-                <Row label="Expires">{known ? formatDateTime(new Date(known.ttl * 1000).toISOString()) : "—"}</Row>
+                <Row label="Last retry">
+                  <AbsoluteTime iso={info?.last_retry_at ?? known?.last_retry_at} />
+                </Row>
+                <Row label="Delivered">
+                  {acknowledged && deliveredAt && deliveredAt === acknowledgedAt ? (
+                    "by the acknowledgement"
+                  ) : (
+                    <AbsoluteTime iso={deliveredAt} />
+                  )}
+                </Row>
+                <Row label="Acknowledged">
+                  <AbsoluteTime iso={acknowledgedAt} />
+                </Row>
+                <Row label="Expires">
+                  <AbsoluteTime iso={known ? new Date(known.ttl * 1000).toISOString() : null} />
+                </Row>
               </dl>
             </Section>
 
             {known ? (
               <Section title="Metadata">
-                <dl className="grid grid-cols-[10rem_1fr] gap-x-4 gap-y-2 text-sm">
+                <dl className="grid grid-cols-[7.5rem_1fr] gap-x-4 gap-y-2 text-sm sm:grid-cols-[10rem_1fr]">
                   <Row label="Source IP">{known.metadata.source_ip ?? "—"}</Row>
                   <Row label="User agent">{known.metadata.user_agent ?? "—"}</Row>
                   <Row label="API version">{known.metadata.api_version}</Row>
@@ -166,6 +199,38 @@ function EventDetail({
         )}
       </DialogBody>
     </>
+  );
+}
+
+/** An absolute time with its zone, and how long ago it was. */
+function AbsoluteTime({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <>—</>;
+  return (
+    <time dateTime={iso}>
+      {formatDateTime(iso)} <span className="text-muted-foreground">({formatRelative(iso)})</span>
+    </time>
+  );
+}
+
+/** Why a dead letter stopped, and what to do about it. */
+function DeadLetterNotice({ info, canReplay }: { info: EventStatusInfo; canReplay: boolean }) {
+  const reason = deadLetterReason(info.attempts ?? []);
+  return (
+    <Alert variant="destructive" data-testid="dead-letter-reason" data-reason={reason.kind}>
+      <CircleAlert />
+      <AlertTitle>Dead letter: delivery stopped</AlertTitle>
+      <AlertDescription>
+        <p>{reason.summary}</p>
+        <p className="mt-1">
+          {reason.kind === "refused"
+            ? "Fix what the engine objected to (its answer is under the attempts below), then "
+            : "Once the engine is reachable again, "}
+          {canReplay
+            ? "press Replay to send it again with a fresh retry schedule (or Replay failed on the list for all of them)."
+            : "replay it through POST /v1/events/{id}/replay to send it again."}
+        </p>
+      </AlertDescription>
+    </Alert>
   );
 }
 
@@ -228,7 +293,11 @@ function AttemptRow({ attempt, n }: { attempt: DeliveryAttempt; n: number }) {
           {code !== undefined ? `HTTP ${String(code)}` : error !== undefined ? String(error) : String(outcome ?? "—")}
         </span>
         {typeof duration === "number" ? <span className="text-muted-foreground">{formatMs(duration)}</span> : null}
-        {typeof started === "string" ? <span className="ml-auto text-xs text-muted-foreground">{formatDateTime(started)}</span> : null}
+        {typeof started === "string" ? (
+          <time dateTime={started} className="ml-auto text-xs text-muted-foreground">
+            {formatDateTime(started)}
+          </time>
+        ) : null}
       </div>
       {code !== undefined && error !== undefined && error !== `http_${String(code)}` ? (
         <p className="mt-1 text-xs text-destructive">{String(error)}</p>

@@ -7,13 +7,14 @@ import { EmptyState } from "@/components/EmptyState";
 import { ErrorState } from "@/components/ErrorState";
 import { PageHeader } from "@/components/layout/PageHeader";
 import { StatusBadge } from "@/components/StatusBadge";
+import { Timestamp } from "@/components/Timestamp";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
 import { Checkbox } from "@/components/ui/checkbox";
 import { Skeleton } from "@/components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { config } from "@/config";
-import { formatDateTime, formatRelative, shortId } from "@/lib/format";
+import { shortId } from "@/lib/format";
 import { toast } from "@/lib/toast";
 import { cn } from "@/lib/utils";
 import type { ApiEvent } from "@/services/types";
@@ -149,9 +150,9 @@ export function EventsPage() {
                     />
                   </TableHead>
                   <TableHead>Event type</TableHead>
-                  <TableHead>Event ID</TableHead>
+                  <TableHead className="hidden md:table-cell">Event ID</TableHead>
                   <TableHead>Status</TableHead>
-                  <TableHead className="text-right">Retries</TableHead>
+                  <TableHead className="hidden text-right sm:table-cell">Retries</TableHead>
                   <TableHead>Received</TableHead>
                 </TableRow>
               </TableHeader>
@@ -183,7 +184,7 @@ export function EventsPage() {
                     <TableCell className="font-medium">
                       <button
                         type="button"
-                        className="cursor-pointer text-left hover:underline"
+                        className="cursor-pointer text-left [overflow-wrap:anywhere] hover:underline"
                         onClick={(e) => {
                           e.stopPropagation();
                           open(event);
@@ -193,15 +194,19 @@ export function EventsPage() {
                       </button>
                       <SchemaWarning metadata={event.metadata} />
                     </TableCell>
-                    <TableCell className="font-mono text-xs text-muted-foreground" title={event.event_id}>
-                      {shortId(event.event_id)}
+                    <TableCell className="hidden font-mono text-xs text-muted-foreground md:table-cell" title={event.event_id}>
+                      {/* The full id where the table is wide enough, a short form otherwise. */}
+                      <span className="xl:hidden">{shortId(event.event_id)}</span>
+                      <span className="hidden xl:inline" data-testid="full-event-id">
+                        {event.event_id}
+                      </span>
                     </TableCell>
                     <TableCell>
                       <StatusBadge status={event.status} acknowledged={Boolean(event.acknowledged_at)} />
                     </TableCell>
-                    <TableCell className="text-right tabular-nums">{event.retry_count}</TableCell>
-                    <TableCell title={formatDateTime(event.timestamp)} className="whitespace-nowrap">
-                      {formatRelative(event.timestamp)}
+                    <TableCell className="hidden text-right tabular-nums sm:table-cell">{event.retry_count}</TableCell>
+                    <TableCell>
+                      <Timestamp iso={event.timestamp} />
                     </TableCell>
                   </TableRow>
                 ))}

@@ -26,15 +26,47 @@ const SCOPE_HELP: Record<Scope, string> = {
 
 export function CreateKeyDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (open: boolean) => void }) {
   const titleId = useId();
+  // The once-shown key is on screen and was not copied: Escape, a click outside or the close
+  // button ask first instead of losing it without a word.
+  const [keyAtRisk, setKeyAtRisk] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+  const close = () => {
+    setKeyAtRisk(false);
+    setConfirming(false);
+    onOpenChange(false);
+  };
+  const requestChange = (next: boolean) => {
+    if (next) onOpenChange(true);
+    else if (keyAtRisk) setConfirming(true);
+    else close();
+  };
   return (
-    <Dialog open={open} onOpenChange={onOpenChange} aria-labelledby={titleId}>
-      <CreateKeyForm titleId={titleId} onDone={() => onOpenChange(false)} />
+    <Dialog open={open} onOpenChange={requestChange} aria-labelledby={titleId}>
+      <CreateKeyForm
+        titleId={titleId}
+        onDone={close}
+        onKeyAtRisk={setKeyAtRisk}
+        confirmingClose={confirming}
+        onKeepOpen={() => setConfirming(false)}
+      />
     </Dialog>
   );
 }
 
 /** Mounted only while the dialog is open: the plaintext key disappears with it. */
-function CreateKeyForm({ titleId, onDone }: { titleId: string; onDone: () => void }) {
+function CreateKeyForm({
+  titleId,
+  onDone,
+  onKeyAtRisk,
+  confirmingClose,
+  onKeepOpen,
+}: {
+  titleId: string;
+  onDone: () => void;
+  onKeyAtRisk: (atRisk: boolean) => void;
+  confirmingClose: boolean;
+  onKeepOpen: () => void;
+}) {
   const create = useCreateKey();
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState<Scope[]>([...DEFAULT_SCOPES]);
@@ -72,6 +104,7 @@ function CreateKeyForm({ titleId, onDone }: { titleId: string; onDone: () => voi
       {
         onSuccess: (key) => {
           setCreated(key);
+          onKeyAtRisk(true);
           create.reset(); // drop the plaintext from the mutation cache; it lives in this form only
         },
         onError: (error) => {
@@ -103,22 +136,38 @@ function CreateKeyForm({ titleId, onDone }: { titleId: string; onDone: () => voi
             >
               {created.api_key}
             </code>
-            <CopyButton value={created.api_key} label="Copy key" />
+            <CopyButton value={created.api_key} label="Copy key" onCopied={() => onKeyAtRisk(false)} />
           </div>
           <p className="text-xs text-muted-foreground">
             Scopes: {created.scopes.join(", ")} · {created.rate_limit.toLocaleString()} requests/min
           </p>
         </DialogBody>
-        <DialogFooter>
-          <Button
-            onClick={() => {
-              toast("success", `Key “${created.name}” created`);
-              onDone();
-            }}
-          >
-            I have stored the key
-          </Button>
-        </DialogFooter>
+        {confirmingClose ? (
+          <div className="flex flex-col gap-3 border-t bg-destructive/5 px-6 py-3 sm:flex-row sm:items-center" data-testid="confirm-close">
+            <p className="flex-1 text-sm">
+              You have not copied the key. Once this dialog closes it cannot be shown again: close anyway?
+            </p>
+            <div className="flex justify-end gap-2">
+              <Button variant="outline" onClick={onKeepOpen} autoFocus>
+                Keep it open
+              </Button>
+              <Button variant="destructive" onClick={onDone}>
+                Close without copying
+              </Button>
+            </div>
+          </div>
+        ) : (
+          <DialogFooter>
+            <Button
+              onClick={() => {
+                toast("success", `Key “${created.name}” created`);
+                onDone();
+              }}
+            >
+              I have stored the key
+            </Button>
+          </DialogFooter>
+        )}
       </>
     );
   }

@@ -3,6 +3,7 @@ import { KeyRound, Plus } from "lucide-react";
 import { useState } from "react";
 
 import { EmptyState } from "@/components/EmptyState";
+import { Timestamp } from "@/components/Timestamp";
 import { ErrorState } from "@/components/ErrorState";
 import { PageHeader } from "@/components/layout/PageHeader";
 import { Badge } from "@/components/ui/badge";
@@ -12,7 +13,7 @@ import { Checkbox } from "@/components/ui/checkbox";
 import { Skeleton } from "@/components/ui/skeleton";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { sessionQuery } from "@/features/auth/queries";
-import { formatDateTime, formatRelative } from "@/lib/format";
+import { formatDateTime } from "@/lib/format";
 import { cn } from "@/lib/utils";
 import type { ApiKey } from "@/services/types";
 
@@ -89,7 +90,9 @@ export function KeysPage() {
                 <TableHead>Scopes</TableHead>
                 <TableHead className="text-right">Rate limit</TableHead>
                 <TableHead>Created</TableHead>
-                <TableHead>Last used</TableHead>
+                <TableHead title="Written every TRIGGERS_LAST_USED_FLUSH_INTERVAL seconds (30 by default): it may lag a moment">
+                  Last used
+                </TableHead>
                 <TableHead>Expires</TableHead>
                 <TableHead>Status</TableHead>
                 <TableHead className="sr-only">Actions</TableHead>
@@ -120,8 +123,12 @@ export function KeysPage() {
                       </div>
                     </TableCell>
                     <TableCell className="text-right tabular-nums">{key.rate_limit.toLocaleString()}/min</TableCell>
-                    <TableCell className="whitespace-nowrap" title={formatDateTime(key.created_at)}>{formatRelative(key.created_at)}</TableCell>
-                    <TableCell className="whitespace-nowrap" title={formatDateTime(key.last_used_at)}>{formatRelative(key.last_used_at)}</TableCell>
+                    <TableCell>
+                      <Timestamp iso={key.created_at} />
+                    </TableCell>
+                    <TableCell>
+                      <Timestamp iso={key.last_used_at} />
+                    </TableCell>
                     <TableCell>{key.expires_at ? formatDateTime(key.expires_at) : "Never"}</TableCell>
                     <TableCell>
                       <Badge variant={state.variant}>{state.label}</Badge>

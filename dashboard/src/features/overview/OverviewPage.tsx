@@ -7,13 +7,14 @@ import { EmptyState } from "@/components/EmptyState";
 import { ErrorState } from "@/components/ErrorState";
 import { PageHeader } from "@/components/layout/PageHeader";
 import { StatusBadge } from "@/components/StatusBadge";
+import { Timestamp } from "@/components/Timestamp";
 import { Alert, AlertDescription, AlertTitle } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { buttonVariants } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Skeleton } from "@/components/ui/skeleton";
 import { isApiError } from "@/lib/errors";
-import { formatMs, formatNumber, formatPercent, formatRelative } from "@/lib/format";
+import { formatMs, formatNumber, formatPercent } from "@/lib/format";
 import { cn } from "@/lib/utils";
 
 import { healthQuery, metricsQuery, recentEventsQuery } from "./queries";
@@ -218,7 +219,7 @@ function RecentEvents() {
               <span className="truncate font-medium">{event.event_type}</span>
               <span className="flex shrink-0 items-center gap-3">
                 <StatusBadge status={event.status} acknowledged={Boolean(event.acknowledged_at)} />
-                <span className="w-20 text-right text-xs text-muted-foreground">{formatRelative(event.timestamp)}</span>
+                <Timestamp iso={event.timestamp} className="inline-block w-20 text-right text-xs text-muted-foreground" />
               </span>
             </Link>
           </li>
