@@ -50,6 +50,7 @@ from triggers_api.openapi import ErrorResponse, install_openapi
 from triggers_api.retention import sweep
 from triggers_api.runtime import Services
 from triggers_api.storage import build_storage
+from triggers_api.subscriptions.router import install as install_subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     install_dashboard(app, services)  # /v1/auth/* + /dashboard, session cookies (dashboard/)
     install_metrics(app, services)  # /metrics, /v1/metrics/summary, HTTP latency (metrics.py)
     install_stream(app, services)  # /v1/inbox/stream and the inbox long poll (inbox/stream.py)
+    install_subscriptions(app, services)  # /v1/subscriptions, the SSRF guard (subscriptions/)
     install_delivery(app, services)  # push worker, replay, attempt history (delivery/)
     for extend in extensions or []:
         extend(app, services)

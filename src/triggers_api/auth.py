@@ -37,6 +37,7 @@ class Scope(StrEnum):
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
     KEYS_MANAGE = "keys:manage"
+    SUBSCRIPTIONS_MANAGE = "subscriptions:manage"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

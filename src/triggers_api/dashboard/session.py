@@ -173,7 +173,10 @@ class SessionManager:
         if scope.get("method", "GET") not in SAFE_METHODS:
             self._check_csrf(scope, claims)
         record = await self.live_key(claims.key_id, claims.user_id)
-        return Principal(record.key_id, record.user_id, frozenset(record.scopes), record.rate_limit)
+        # A session (opened with a keys:manage key) also manages subscriptions (issue 10), so keys
+        # created before that scope existed still drive the whole dashboard.
+        scopes = frozenset(record.scopes) | {"subscriptions:manage"}
+        return Principal(record.key_id, record.user_id, scopes, record.rate_limit)
 
     def _verified(self, scope: MutableMapping[str, Any], cookie: str, kind: TokenKind) -> Claims:
         token = cookies_of(scope).get(cookie)

@@ -9,6 +9,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from triggers_api.config import Settings
+from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.delivery.worker import DeliveryWorker
 from triggers_api.metrics import Metrics
 from triggers_api.storage import build_storage
@@ -40,13 +41,16 @@ async def run_worker(
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
         worker = DeliveryWorker(storage, settings, metrics=metrics)
+        fanout = FanoutWorker(storage, settings, metrics=metrics, worker_id=f"{worker.worker_id}/fanout")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await worker.start()
+        await fanout.start()
         await stop.wait()
         log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
-        await worker.stop()
+        fanout.stop_claiming()
+        await asyncio.gather(worker.stop(), fanout.stop())
     finally:
         await storage.close()

@@ -136,3 +136,8 @@ class EventStatusResponse(BaseModel):
     attempts: list[dict[str, Any]] = Field(
         default_factory=list, description="Delivery attempts, oldest first (empty until pushed)"
     )
+    deliveries: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="One entry per destination ('workflow' or a subscription id): status, retry_count, "
+        "delivered_at and its attempts",
+    )

@@ -19,7 +19,7 @@ from triggers_api.runtime import KeysManager, ServicesDep, client_ip
 
 router = APIRouter(prefix="/v1", tags=["Keys"])
 
-ScopeName = Literal["events:write", "events:read", "keys:manage"]
+ScopeName = Literal["events:write", "events:read", "keys:manage", "subscriptions:manage"]
 
 
 class KeyCreate(BaseModel):
@@ -32,7 +32,7 @@ class KeyCreate(BaseModel):
         description="Human-readable name (no control characters)",
     )
     scopes: list[ScopeName] | None = Field(
-        None, min_length=1, max_length=3, description="Defaults to events:write + events:read"
+        None, min_length=1, max_length=4, description="Defaults to events:write + events:read"
     )
     rate_limit: int | None = Field(None, ge=1, le=1_000_000, description="Requests per minute (default 1000)")
     expires_at: AwareDatetime | None = Field(None, description="Optional expiry (must be in the future)")
