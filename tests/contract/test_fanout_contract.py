@@ -72,7 +72,9 @@ def outcome(
         destination=destination,
     )
     next_at = started + 5_000_000 if result is AttemptOutcome.RETRY else None
-    return AttemptRecord(attempt, token, next_at, audit_for(record, action=f"event.{result.value}", ts=started))
+    return AttemptRecord(
+        attempt, token, next_at, audit_for(record, action=f"event.{result.value}", ts=started)
+    )
 
 
 async def subscribe(storage: Storage, *subs: SubscriptionRecord) -> None:
@@ -140,7 +142,9 @@ async def test_without_a_workflow_destination_only_subscriptions_get_deliveries(
         await subscribe(store, sub)
         record = event()
         await store.insert_events([record], [])
-        assert [d.destination for d in await store.list_deliveries("alice", record.event_id)] == [sub.subscription_id]
+        assert [d.destination for d in await store.list_deliveries("alice", record.event_id)] == [
+            sub.subscription_id
+        ]
     finally:
         await store.close()
         if backend == "postgres":
@@ -201,7 +205,9 @@ async def test_each_delivery_has_its_own_state_and_the_event_status_follows(stor
     assert last.destination == b.subscription_id and last.round_attempts == 0 and last.attempts == 2
     await storage.record_deliveries([outcome(record, b.subscription_id, AttemptOutcome.DELIVERED, "w4")])
     fetched = await storage.get_event("alice", record.event_id)
-    assert fetched is not None and fetched.status == EventStatus.DELIVERED and fetched.delivered_us is not None
+    assert (
+        fetched is not None and fetched.status == EventStatus.DELIVERED and fetched.delivered_us is not None
+    )
     assert fetched.retry_count == 2  # b's second and third attempts
 
 
@@ -212,9 +218,9 @@ async def test_a_retry_under_a_lost_lease_is_not_applied_but_a_success_is(storag
     await storage.insert_events([record], [])
     await storage.claim_due_deliveries("old", NOW, NOW + 10, 10)
     await storage.claim_due_deliveries("new", NOW + 10, NOW + LEASE, 10)  # the old lease expired
-    assert await storage.record_deliveries([outcome(record, sub.subscription_id, AttemptOutcome.RETRY, "old")]) == [
-        False
-    ]
+    assert await storage.record_deliveries(
+        [outcome(record, sub.subscription_id, AttemptOutcome.RETRY, "old")]
+    ) == [False]
     assert await storage.record_deliveries(
         [outcome(record, sub.subscription_id, AttemptOutcome.DELIVERED, "old")]
     ) == [True]
@@ -230,9 +236,9 @@ async def test_acknowledging_cancels_every_pending_delivery(storage: Storage) ->
     assert {d.status for d in await storage.list_deliveries("alice", record.event_id)} == {"cancelled"}
     assert await storage.claim_due_deliveries("w2", NOW + LEASE * 2, NOW + LEASE * 3, 10) == []
     # an attempt finishing after the acknowledgement changes nothing
-    assert await storage.record_deliveries([outcome(record, sub.subscription_id, AttemptOutcome.DELIVERED, "w")]) == [
-        False
-    ]
+    assert await storage.record_deliveries(
+        [outcome(record, sub.subscription_id, AttemptOutcome.DELIVERED, "w")]
+    ) == [False]
     assert await status_of(storage, record) == EventStatus.DELIVERED
 
 
@@ -242,7 +248,9 @@ async def test_deleting_or_disabling_a_subscription_cancels_its_pending_deliveri
     record = event()
     await storage.insert_events([record], [])
     assert await storage.delete_subscription("bob", gone.subscription_id, NOW, None) is False  # not bob's
-    assert await storage.delete_subscription("alice", gone.subscription_id, NOW, sub_audit(gone, "subscription.deleted"))
+    assert await storage.delete_subscription(
+        "alice", gone.subscription_id, NOW, sub_audit(gone, "subscription.deleted")
+    )
     assert await storage.get_subscription("alice", gone.subscription_id) is None
     assert await storage.disable_subscription(
         dead.subscription_id, "target answered 410 Gone", NOW, lambda s: sub_audit(s, "subscription.disabled")
@@ -251,7 +259,11 @@ async def test_deleting_or_disabling_a_subscription_cancels_its_pending_deliveri
         dead.subscription_id, "again", NOW, lambda s: sub_audit(s, "subscription.disabled")
     )
     stored = await storage.get_subscription("alice", dead.subscription_id)
-    assert stored is not None and stored.status == "disabled" and stored.disabled_reason == "target answered 410 Gone"
+    assert (
+        stored is not None
+        and stored.status == "disabled"
+        and stored.disabled_reason == "target answered 410 Gone"
+    )
     states = {d.destination: d.status for d in await storage.list_deliveries("alice", record.event_id)}
     assert states == {
         WORKFLOW_DESTINATION: "pending",
@@ -296,7 +308,9 @@ async def test_subscriptions_are_listed_per_user_and_failures_are_tracked(storag
     await storage.insert_events([record], [])
     await storage.claim_due_deliveries("w", NOW, NOW + LEASE, 10)
     await storage.record_deliveries([outcome(record, first.subscription_id, AttemptOutcome.RETRY, "w", NOW)])
-    await storage.record_deliveries([outcome(record, second.subscription_id, AttemptOutcome.DELIVERED, "w", NOW)])
+    await storage.record_deliveries(
+        [outcome(record, second.subscription_id, AttemptOutcome.DELIVERED, "w", NOW)]
+    )
     assert await storage.failing_subscriptions(NOW) == [first.subscription_id]
     assert await storage.failing_subscriptions(NOW - 1) == []
     stored = await storage.get_subscription("alice", second.subscription_id)

@@ -52,10 +52,10 @@ async def test_two_thousand_events_fan_out_to_three_subscriptions_across_process
         apis = [fleet.api("api-1"), fleet.api("api-2")]
         async with httpx.AsyncClient(timeout=30) as client:
             for t in targets:
-                r = await client.post(
+                answer = await client.post(
                     f"{apis[0]}/v1/subscriptions", json={"target_url": t.url}, headers={"X-API-Key": key}
                 )
-                assert r.status_code == 201, r.text
+                assert answer.status_code == 201, answer.text
         fleet.worker("worker-1")
         fleet.worker("worker-2")
 

@@ -222,7 +222,9 @@ class FanoutWorker:
                             await dest.aclose()
                     else:
                         self._adopt(record)
-        if clock - self._disable_checked >= min(DISABLE_CHECK_SECONDS, self.settings.subscription_disable_after / 2):
+        if clock - self._disable_checked >= min(
+            DISABLE_CHECK_SECONDS, self.settings.subscription_disable_after / 2
+        ):
             self._disable_checked = clock
             bound = now_us() - int(self.settings.subscription_disable_after * 1_000_000)
             for subscription_id in await self.storage.failing_subscriptions(bound):

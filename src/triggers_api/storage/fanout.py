@@ -8,7 +8,7 @@ transaction, so the rules exist once (the subscriptions' matching lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +57,7 @@ def subscription_row(s: SubscriptionRecord) -> tuple[Any, ...]:
     )
 
 
-def subscription_from_row(row: Sequence[Any]) -> SubscriptionRecord:
+def subscription_from_row(row: Iterable[Any]) -> SubscriptionRecord:
     values = list(row)
     values[3] = tuple(orjson.loads(values[3]))
     values[4] = None if values[4] is None else bytes(values[4])

@@ -106,7 +106,7 @@ class TestSent(BaseModel):
 SubscriptionId = Annotated[
     str, Path(description="The subscription's UUID", json_schema_extra={"format": "uuid"})
 ]
-NOT_ALLOWED = {
+NOT_ALLOWED: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, filter, or a target that is not allowed (DESTINATION_NOT_ALLOWED)"}
 }
 
@@ -237,7 +237,7 @@ async def update_subscription(
         changed.append("description")
     if "status" in given and body.status is not None and body.status != record.status:
         record.status = body.status
-        if body.status == SubscriptionStatus.ACTIVE:
+        if body.status == "active":
             record.disabled_reason = None  # re-activating a disabled one clears why
             record.failing_since_us = None
         changed.append("status")
