@@ -1,7 +1,7 @@
 /** Wire types of the Triggers API (document sections 3 and 4; the served /v1/openapi.json). */
 
-export type Scope = "events:write" | "events:read" | "keys:manage";
-export const ALL_SCOPES: readonly Scope[] = ["events:write", "events:read", "keys:manage"];
+export type Scope = "events:write" | "events:read" | "keys:manage" | "subscriptions:manage";
+export const ALL_SCOPES: readonly Scope[] = ["events:write", "events:read", "keys:manage", "subscriptions:manage"];
 export const DEFAULT_SCOPES: readonly Scope[] = ["events:write", "events:read"];
 
 export type EventStatus = "received" | "queued" | "delivered" | "failed";
@@ -106,6 +106,16 @@ export interface EventStatusInfo {
   last_retry_at: string | null;
   delivered_at: string | null;
   acknowledged_at: string | null;
+  attempts: DeliveryAttempt[];
+  /** One entry per destination ("workflow" or a subscription id), each with its own attempts. */
+  deliveries?: DestinationDelivery[];
+}
+
+export interface DestinationDelivery {
+  destination: string;
+  status: "pending" | "delivered" | "failed" | "cancelled";
+  retry_count: number;
+  delivered_at: string | null;
   attempts: DeliveryAttempt[];
 }
 

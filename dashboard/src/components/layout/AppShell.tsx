@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { Activity, BookOpen, KeyRound, LayoutDashboard, LogOut, Zap } from "lucide-react";
+import { Activity, BookOpen, KeyRound, LayoutDashboard, LogOut, Webhook, Zap } from "lucide-react";
 import { NavLink, Outlet, useNavigate } from "react-router";
 
 import { Button } from "@/components/ui/button";
@@ -11,6 +11,7 @@ const NAV = [
   { to: "/", label: "Overview", icon: LayoutDashboard, end: true },
   { to: "/events", label: "Events", icon: Activity, end: false },
   { to: "/keys", label: "API keys", icon: KeyRound, end: false },
+  { to: "/subscriptions", label: "Subscriptions", icon: Webhook, end: false },
   { to: "/docs", label: "Docs", icon: BookOpen, end: false },
 ] as const;
 

@@ -21,6 +21,7 @@ const SCOPE_HELP: Record<Scope, string> = {
   "events:write": "Send events",
   "events:read": "Read the inbox and events, acknowledge",
   "keys:manage": "Manage keys, read the audit log, use this dashboard",
+  "subscriptions:manage": "Create, change and delete subscriptions (REST Hooks)",
 };
 
 export function CreateKeyDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (open: boolean) => void }) {
