@@ -88,6 +88,7 @@ ROWS = (
         ">= 5,000",
         lambda v, c: v >= 5_000,
     ),
+    Row("fan-out to 3 subscriptions: events/s", "fanout", _rate, "rate"),
 )
 
 

@@ -22,6 +22,10 @@ from triggers_api.metrics import Metrics
 from triggers_api.storage.base import WORKFLOW_DESTINATION, FanoutClaim, SubscriptionRecord, now_us
 from triggers_api.subscriptions.guard import DestinationGuard
 
+#: Deliveries of one destination claimed ahead, per push slot: enough to keep its slots busy
+#: between claims, few enough that one slow target cannot hold many leases.
+CLAIM_AHEAD = 4
+
 
 class RotatingSigner(Signer):
     """Standard Webhooks allows several ``v1,`` signatures: during a rotation both secrets sign."""
@@ -96,7 +100,7 @@ class Destination:
 
     def accepting(self) -> bool:
         """Whether more of its deliveries should be claimed now."""
-        if self.held >= self.limit * 2 or time.monotonic() < self.paused_until:
+        if self.held >= self.limit * CLAIM_AHEAD or time.monotonic() < self.paused_until:
             return False
         return self.breaker.allowance() != 0
 

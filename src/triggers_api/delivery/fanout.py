@@ -5,7 +5,7 @@ each destination its own breaker, concurrency limit, pool, signer and Retry-Afte
 (``destinations.py``). A failing destination never delays another:
 
 - a claim names the destinations to leave out: those whose circuit is open, that hold a
-  ``Retry-After``, or that already hold twice their concurrency limit in claimed deliveries, so
+  ``Retry-After``, or that already hold ``CLAIM_AHEAD`` x their concurrency limit, so
   one slow target cannot fill the worker with its own work;
 - pushes start per destination up to its own limit, so a slow target uses only its own slots.
 
@@ -291,6 +291,8 @@ class FanoutWorker:
                 raise
         finally:
             dest.pushing -= 1
+            if self._claiming:  # the slot is free while this outcome commits (as in worker.py)
+                self._start_pushes()
         if result.engine_failure:
             dest.breaker.record_failure()
         else:
@@ -350,7 +352,8 @@ class FanoutWorker:
         if self.metrics is not None:
             self.metrics.destination_deliveries.labels(dest.label, outcome.value).inc()
             self.metrics.attempt_duration.observe(result.duration_s)
-        log.info(
+        level = log.debug if outcome is AttemptOutcome.DELIVERED else log.info
+        level(
             "fanout_attempt",
             event_id=event.event_id,
             destination=dest.name,
