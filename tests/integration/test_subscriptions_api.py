@@ -215,3 +215,26 @@ async def test_bad_bodies_are_400_never_500(client: httpx.AsyncClient, manager: 
     sid = (await create(client, manager)).json()["subscription_id"]
     empty = await client.patch(f"/v1/subscriptions/{sid}", json={}, headers=manager)
     assert empty.status_code == 400
+
+
+async def test_a_dashboard_session_manages_subscriptions_with_a_keys_manage_key(tmp_path: Any) -> None:
+    """Keys made before the scope existed (keys:manage only) still drive the whole dashboard."""
+    from tests.conftest import make_settings
+    from triggers_api.app import create_app
+    from triggers_api.dashboard.session import CSRF_COOKIE
+
+    app = create_app(make_settings(tmp_path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            key = await new_key(app, scopes=("events:read", "keys:manage"))
+            assert (await create(client, {"X-API-Key": key})).status_code == 403  # the key itself: no
+            login = await client.post("/v1/auth/session", json={"api_key": key})
+            assert login.status_code == 200
+            created = await client.post(
+                "/v1/subscriptions",
+                json={"target_url": PUBLIC},
+                headers={"X-CSRF-Token": client.cookies[CSRF_COOKIE]},
+            )
+            assert created.status_code == 201, created.text
+            assert len((await client.get("/v1/subscriptions")).json()["subscriptions"]) == 1
