@@ -40,17 +40,19 @@ async def run_worker(
         metrics = Metrics()
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-        worker = DeliveryWorker(storage, settings, metrics=metrics)
-        fanout = FanoutWorker(storage, settings, metrics=metrics, worker_id=f"{worker.worker_id}/fanout")
+        worker = DeliveryWorker(storage, settings, metrics=metrics) if settings.workflow_url else None
+        fanout = FanoutWorker(storage, settings, metrics=metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await worker.start()
+        if worker is not None:
+            await worker.start()
         await fanout.start()
         await stop.wait()
-        log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
+        in_flight = fanout.in_flight + (worker.in_flight if worker is not None else 0)
+        log.info("delivery_worker_stopping", worker_id=fanout.worker_id, in_flight=in_flight)
         fanout.stop_claiming()
-        await asyncio.gather(worker.stop(), fanout.stop())
+        await asyncio.gather(*(w.stop() for w in (worker, fanout) if w is not None))
     finally:
         await storage.close()
