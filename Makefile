@@ -2,15 +2,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+TYPES_DIR  := packages/shared-types
+TYPES_NODE := $(TYPES_DIR)/node_modules/.package-lock.json
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e './clients/python[dev]'
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -26,9 +28,21 @@ lint: venv
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
+	cd clients/python && $(CURDIR)/$(BIN)/ruff check src tests && $(CURDIR)/$(BIN)/ruff format --check src tests \
+	  && $(CURDIR)/$(BIN)/mypy
 
-test: lint dashboard-test
+test: lint dashboard-test $(TYPES_NODE)
 	$(BIN)/pytest -q
+
+# -- TypeScript types (packages/shared-types/): generated from the app's OpenAPI by openapi-typescript.
+# Run `make types` after any API change (or merge); tests/unit/test_shared_types.py fails on drift.
+$(TYPES_NODE): $(TYPES_DIR)/package-lock.json
+	cd $(TYPES_DIR) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+types: venv $(TYPES_NODE)
+	$(BIN)/python -m triggers_api.openapi_dump $(TYPES_DIR)/openapi.json
+	cd $(TYPES_DIR) && $(NPM) run --silent generate
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm

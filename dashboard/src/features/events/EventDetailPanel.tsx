@@ -215,9 +215,9 @@ function Deliveries({ deliveries }: { deliveries: DestinationDelivery[] }) {
             </span>
             {d.retry_count > 0 ? <span className="text-xs text-muted-foreground">{d.retry_count} retries</span> : null}
           </div>
-          {d.attempts.length ? (
+          {(d.attempts ?? []).length ? (
             <ol className="flex flex-col gap-2">
-              {d.attempts.map((attempt, i) => (
+              {(d.attempts ?? []).map((attempt, i) => (
                 <AttemptRow key={i} attempt={attempt} n={i + 1} />
               ))}
             </ol>
