@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TYPES_DIR  := packages/shared-types
 TYPES_NODE := $(TYPES_DIR)/node_modules/.package-lock.json
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -31,7 +32,7 @@ lint: venv
 	cd clients/python && $(CURDIR)/$(BIN)/ruff check src tests && $(CURDIR)/$(BIN)/ruff format --check src tests \
 	  && $(CURDIR)/$(BIN)/mypy
 
-test: lint dashboard-test $(TYPES_NODE)
+test: lint dashboard-test $(TYPES_NODE) test-tools
 	$(BIN)/pytest -q
 
 # -- TypeScript types (packages/shared-types/): generated from the app's OpenAPI by openapi-typescript.
@@ -43,6 +44,20 @@ $(TYPES_NODE): $(TYPES_DIR)/package-lock.json
 types: venv $(TYPES_NODE)
 	$(BIN)/python -m triggers_api.openapi_dump $(TYPES_DIR)/openapi.json
 	cd $(TYPES_DIR) && $(NPM) run --silent generate
+
+# Debian packages the deploy/ tests run (tests/deploy): promtool (`prometheus`) checks the alert
+# rules, nginx runs deploy/nginx/triggers-api.conf. Installed when missing and allowed; without
+# them those tests skip (and fail under TRIGGERS_TEST_STRICT=1).
+.PHONY: test-tools env-example
+test-tools:
+	@command -v promtool >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || \
+	  { $(SUDO) apt-get install -y -q prometheus nginx-light || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus nginx-light; } || \
+	    echo "warning: could not install promtool/nginx (apt-get install prometheus nginx-light)"; }
+
+# .env.example is generated from Settings (tests/deploy/test_env_example.py checks it).
+env-example: venv
+	$(BIN)/python -m triggers_api.envfile > .env.example
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
@@ -67,7 +82,6 @@ dashboard-test: $(DASHBOARD_OUT)
 # wrk and nginx come from Debian's packages (installed here when missing), Locust and py-spy from
 # PyPI (the `bench` extra). TRIGGERS_TEST_POSTGRES_URL adds the PostgreSQL column.
 .PHONY: bench bench-tools
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]'

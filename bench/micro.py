@@ -37,7 +37,7 @@ async def drive(
         bootstrap_key=False,
         log_level="INFO",
     )
-    configure_logging("INFO", True)
+    configure_logging("INFO", "json")
     app = create_app(settings)
     from bench.run import EVENT
 

@@ -17,6 +17,7 @@ Cell = Union[LoadResult, str]  # noqa: UP007 - a runtime alias, evaluated on 3.1
 CEILINGS = ("nginx", "raw", "fastapi", "baseline")
 HEADINGS = {
     "ours": "ours",
+    "ours-traced": "ours, traced",
     "ours-alt": "ours, other N",
     "ours-pg": "ours (PG)",
     "nginx": "nginx",
@@ -111,9 +112,10 @@ def _ratio(ours: float, other: float) -> str:
 
 
 def render_table(results: dict[str, TargetResult], options: Options, machine: str, elapsed: float) -> str:
-    present = [t for t in ("ours", "ours-alt", "ours-pg", *CEILINGS) if t in results]
+    present = [t for t in ("ours", "ours-traced", "ours-alt", "ours-pg", *CEILINGS) if t in results]
     ceilings = [t for t in CEILINGS if t in results]
     has_pg = "ours-pg" in results and not results["ours-pg"].note
+    has_traced = "ours-traced" in results and not results["ours-traced"].note
     other = other_process_count(options.workers)
     headings = {**HEADINGS, "ours-alt": f"ours, {other} proc{'s' if other > 1 else ''}"}
     header = (
@@ -121,6 +123,7 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         + [headings[t] for t in present]
         + [f"ours/{headings[t]}" for t in ceilings]
         + (["PG/ours"] if has_pg else [])
+        + (["traced/ours"] if has_traced else [])
         + ["target", "met"]
     )
     lines: list[list[str]] = []
@@ -153,6 +156,9 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
         if has_pg:
             pg = values.get("ours-pg")
             line.append(_ratio(pg, ours) if pg is not None and ours is not None else "-")
+        if has_traced:
+            traced = values.get("ours-traced")
+            line.append(_ratio(traced, ours) if traced is not None and ours is not None else "-")
         line.append(row.target)
         if row.passes is None or ours is None:
             line.append("")
@@ -164,7 +170,7 @@ def render_table(results: dict[str, TargetResult], options: Options, machine: st
     for target in present:
         peak = results[target].peak_rss
         rss_line.append(f"{peak / 2**20:,.0f}" if peak else ("n/a" if target.startswith("ours") else "-"))
-    rss_line += [""] * len(ceilings) + ([""] if has_pg else [])
+    rss_line += [""] * len(ceilings) + ([""] if has_pg else []) + ([""] if has_traced else [])
     rss_line += ["<= 200 MB", ("yes" if rss <= 200 * 2**20 else "NO") if rss else ""]
     lines.append(rss_line)
 

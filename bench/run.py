@@ -52,7 +52,7 @@ EVENT = {
         "currency": "EUR",
     },
 }
-TARGETS = ("ours", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
+TARGETS = ("ours", "ours-traced", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
 ROWS = ("ingest", "paced", "batch", "inbox", "ack", "delivery", "fanout")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
@@ -584,6 +584,7 @@ def run_all(options: Options) -> dict[str, TargetResult]:
                 service_env(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'bench.db'}"),
                 workdir / "ours",
             ),
+            "ours-traced": lambda: _run_traced(runner, workdir / "ours-traced"),
             "ours-alt": lambda: _run_other_process_count(runner, workdir / "ours-alt"),
             "ours-pg": lambda: _run_postgres(runner, workdir / "ours-pg"),
             "nginx": lambda: _run_nginx_if_present(runner, workdir),
@@ -624,6 +625,23 @@ def _run_other_process_count(runner: Runner, workdir: Path) -> TargetResult:
     rows = tuple(r for r in runner.o.rows if r in ("ingest", "paced", "batch"))
     env = service_env(workdir, f"sqlite:///{workdir / 'bench.db'}")
     return run_service(runner, f"ours-{workers}", env, workdir, workers=workers, rows=rows)
+
+
+def _run_traced(runner: Runner, workdir: Path) -> TargetResult:
+    """The service with OpenTelemetry on (``OTEL_EXPORTER_OTLP_ENDPOINT`` set, every request
+    sampled: a server span and a commit span each), exporting over OTLP/HTTP to a loopback sink
+    that answers 200. Run right after ``ours`` (tracing off), so the two columns are back to back."""
+    rows = tuple(r for r in runner.o.rows if r in ("ingest", "paced", "batch"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    sink = start_uvicorn_app("otlp-sink", "bench.ceilings:receiver_app", workers=1, workdir=workdir, env={})
+    try:
+        env = {
+            **service_env(workdir, f"sqlite:///{workdir / 'bench.db'}"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+        }
+        return run_service(runner, "ours-traced", env, workdir, rows=rows)
+    finally:
+        sink.stop()
 
 
 def _run_postgres(runner: Runner, workdir: Path) -> TargetResult:

@@ -167,8 +167,42 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
+        /** Overall health: healthy, degraded (200, with reasons) or unhealthy (503) */
         get: operations["healthCheck"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process is up and its event loop answers (restart it when this fails) */
+        get: operations["healthLive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: the database answers and its schema is migrated (send traffic when 200) */
+        get: operations["healthReady"];
         put?: never;
         post?: never;
         delete?: never;
@@ -738,6 +772,11 @@ export interface components {
             correlation_id: string;
             /** User Agent */
             user_agent?: string | null;
+            /**
+             * Traceparent
+             * @description W3C trace context the push continues (when the producer sent one or tracing is on)
+             */
+            traceparent?: string | null;
         };
         /** EventResponse */
         EventResponse: {
@@ -856,7 +895,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "healthy" | "unhealthy";
+            status: "healthy" | "degraded" | "unhealthy";
             /**
              * Timestamp
              * Format: date-time
@@ -868,6 +907,11 @@ export interface components {
             checks: {
                 [key: string]: unknown;
             };
+            /**
+             * Reasons
+             * @description Why the status is not healthy (empty when it is)
+             */
+            reasons?: string[];
         };
         /** InboxPage */
         InboxPage: {
@@ -983,6 +1027,18 @@ export interface components {
             offset?: string | null;
             /** Has More */
             has_more: boolean;
+        };
+        /** Probe */
+        Probe: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "unavailable";
+            /** Checks */
+            checks?: {
+                [key: string]: unknown;
+            };
         };
         /** ReplayAccepted */
         ReplayAccepted: {
@@ -2470,13 +2526,62 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description A dependency is down */
+            /** @description The database is down */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    healthLive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+        };
+    };
+    healthReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
+                };
+            };
+            /** @description Not ready to serve */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Probe"];
                 };
             };
         };

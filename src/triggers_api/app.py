@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
+import hashlib
+import os
 import re
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,7 +30,7 @@ from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
 from triggers_api.dashboard import install as install_dashboard
 from triggers_api.delivery import install as install_delivery
-from triggers_api.edge import Edge, request_id_of
+from triggers_api.edge import Edge, TrustedProxies, request_id_of
 from triggers_api.errors import (
     ApiError,
     MethodNotAllowed,
@@ -51,6 +56,7 @@ from triggers_api.retention import sweep
 from triggers_api.runtime import Services
 from triggers_api.storage import build_storage
 from triggers_api.subscriptions.router import install as install_subscriptions
+from triggers_api.tracing import TracingMiddleware, build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +117,7 @@ def build_services(settings: Settings) -> Services:
 
 
 async def ensure_bootstrap_key(services: Services) -> str | None:
-    """On a first start with no keys, create one all-scope key for user ``default`` and print it."""
+    """On a first start with no keys, create one all-scope key for user ``default`` (shown once)."""
     if not services.settings.bootstrap_key or await services.storage.count_keys() > 0:
         return None
     created = await create_key(
@@ -123,18 +129,61 @@ async def ensure_bootstrap_key(services: Services) -> str | None:
         expires_us=None,
         request_id="bootstrap",
     )
-    bar = "=" * 78
-    print(  # noqa: T201 - shown once, on purpose, to the person who started the service
-        f"\n{bar}\n  Triggers API: first start, created a bootstrap API key for user 'default'\n"
-        f"  (scopes: {', '.join(ALL_SCOPES)}). It is shown ONCE; store it now:\n\n"
-        f"      {created.api_key}\n\n"
-        f"  Try:  curl -H 'X-API-Key: {created.api_key}' \\\n"
-        f'          -d \'{{"event_type":"user.created","payload":{{"id":1}}}}\' \\\n'
-        f"          http://127.0.0.1:8000/v1/events\n{bar}\n",
-        flush=True,
-        file=sys.stdout,
-    )
     return created.api_key
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def _first_to_announce(services: Services) -> bool:
+    """One banner for ``serve --workers N``: the first process to take a lock (per address and
+    database, held while it runs) prints it; the others started beside it stay quiet."""
+    settings = services.settings
+    tag = hashlib.sha256(f"{settings.public_url}|{settings.database_url}".encode()).hexdigest()[:16]
+    handle = open(Path(tempfile.gettempdir()) / f"triggers-api-{tag}.banner.lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    services.extras["banner_lock"] = handle
+    return True
+
+
+def banner(settings: Settings, api_key: str | None) -> str:
+    """What ``serve`` prints once the app is ready: where everything is, and a new key if any."""
+    base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    bar = "=" * 78
+    lines = [
+        bar,
+        f"  Triggers API {__version__} is ready",
+        f"    API         {base}/v1",
+    ]
+    if settings.dashboard_enabled:
+        lines.append(f"    Dashboard   {base}/dashboard")
+    lines += [
+        f"    API docs    {base}/docs",
+        f"    Health      {base}/v1/health",
+        f"    Metrics     {base}/metrics",
+        f"    Database    {_redacted(settings.database_url)}",
+        f"    Push        {settings.workflow_url or 'off (TRIGGERS_WORKFLOW_URL unset)'}",
+        f"    Tracing     {settings.otel_exporter_otlp_endpoint or 'off (OTEL_EXPORTER_OTLP_ENDPOINT unset)'}",
+    ]
+    if api_key is not None:
+        lines += [
+            "",
+            "  First start: created a bootstrap API key for user 'default'",
+            f"  (scopes: {', '.join(ALL_SCOPES)}). It is shown ONCE; store it now:",
+            "",
+            f"      {api_key}",
+            "",
+            f"  Try:  curl -H 'X-API-Key: {api_key}' \\",
+            '          -d \'{"event_type":"user.created","payload":{"id":1}}\' \\',
+            f"          {base}/v1/events",
+        ]
+    lines.append(bar)
+    return "\n" + "\n".join(lines) + "\n"
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
@@ -152,8 +201,9 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.storage.open()
-        await ensure_bootstrap_key(services)
+        await services.storage.open()  # applies migrations: /v1/health/ready answers 200 from here
+        services.extras["storage_open"] = True
+        api_key = await ensure_bootstrap_key(services)
         tasks = [
             asyncio.create_task(
                 _every(settings.last_used_flush_interval, services.keys.flush_last_used, "last_used")
@@ -173,6 +223,9 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         ]
         for start in services.extras.get("on_startup", []):
             await start()
+        log.info("service_ready", pid=os.getpid(), url=settings.public_url)
+        if api_key is not None or (settings.public_url is not None and _first_to_announce(services)):
+            print(banner(settings, api_key), flush=True, file=sys.stdout)  # noqa: T201 - for a person
         try:
             yield
         finally:
@@ -183,6 +236,10 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await services.keys.flush_last_used()
+            services.extras["storage_open"] = False
+            announced = services.extras.pop("banner_lock", None)
+            if announced is not None:
+                announced.close()
             await services.storage.close()
 
     app = TriggersAPI(
@@ -208,6 +265,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     install_dashboard(app, services)  # /v1/auth/* + /dashboard, session cookies (dashboard/)
     install_metrics(app, services)  # /metrics, /v1/metrics/summary, HTTP latency (metrics.py)
     install_stream(app, services)  # /v1/inbox/stream and the inbox long poll (inbox/stream.py)
+    install_tracing(app, services)  # OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.py)
     install_subscriptions(app, services)  # /v1/subscriptions, the SSRF guard (subscriptions/)
     install_delivery(app, services)  # push worker, replay, attempt history (delivery/)
     for extend in extensions or []:
@@ -217,11 +275,13 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         ("POST", "/v1/events"): make_ingest_handler(services, batch=False),
         ("POST", "/v1/events/batch"): make_ingest_handler(services, batch=True),
     }
+    proxies = TrustedProxies(settings.trusted_proxies)
     app.add_middleware(
         Edge,
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
+        trusted_proxies=proxies,
     )
     # Middleware that must see every request, the edge's fast routes included (HTTP metrics).
     for middleware, options in services.extras.get("outer_middleware", []):
@@ -231,9 +291,26 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
+        trusted_proxies=proxies,
     )
     app.use_fast_routes(fast_edge, services.extras.get("outer_middleware", []))
     return app
+
+
+def install_tracing(app: FastAPI, services: Services) -> None:
+    """Spans only when configured: otherwise no middleware, and the ingestor's tracer stays None."""
+    tracing = build_tracing(services.settings)
+    if tracing is None:
+        return
+    services.extras["tracing"] = tracing
+    services.ingestor.tracing = tracing
+    # appended after the metrics middleware, so it is the outermost: its span covers everything
+    services.extras.setdefault("outer_middleware", []).append((TracingMiddleware, {"tracing": tracing}))
+
+    async def flush() -> None:
+        await asyncio.to_thread(tracing.shutdown)
+
+    services.extras.setdefault("on_shutdown", []).insert(0, flush)  # run last: after the worker
 
 
 def _error_response(request: Request, error: ApiError) -> Response:

@@ -1,4 +1,4 @@
-"""``triggers-api``: serve, keys, migrate. Settings come from ``TRIGGERS_*`` environment variables."""
+"""``triggers-api``: serve, worker, keys, migrate, backup. Settings come from ``TRIGGERS_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -29,12 +30,17 @@ keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 
 
+def tracing_on(settings: Settings) -> bool:
+    """Log lines carry trace ids only when there are traces (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    return bool(settings.otel_exporter_otlp_endpoint)
+
+
 def app_factory() -> object:
     """Entry point for uvicorn (also with ``--workers``): settings from the environment."""
     from triggers_api.app import create_app
 
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_format, tracing=tracing_on(settings))
     return create_app(settings)
 
 
@@ -52,8 +58,11 @@ def serve(
 
     if no_worker:  # read by every API process's Settings (uvicorn may start several)
         os.environ["TRIGGERS_DELIVERY_IN_PROCESS"] = "false"
+    if not os.environ.get("TRIGGERS_PUBLIC_URL"):  # the banner's links (behind a proxy: set it)
+        shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+        os.environ["TRIGGERS_PUBLIC_URL"] = f"http://{shown}:{port}"
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_format, tracing=tracing_on(settings))
     uvicorn.run(
         "triggers_api.cli:app_factory",
         factory=True,
@@ -65,6 +74,8 @@ def serve(
         loop="auto",
         http="auto",
         timeout_graceful_shutdown=10,
+        # forwarded headers are the edge's business (TRIGGERS_TRUSTED_PROXIES), not uvicorn's
+        proxy_headers=False,
     )
 
 
@@ -79,7 +90,7 @@ def worker(
     from triggers_api.delivery.runner import run_worker_process
 
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_format, tracing=tracing_on(settings))
     if not settings.workflow_url:  # subscriptions (issue 10) are somewhere to push to
         typer.echo("TRIGGERS_WORKFLOW_URL is not set: pushing to subscriptions only", err=True)
     try:
@@ -114,6 +125,29 @@ def migrate() -> None:
 
     _with_storage(job)
     typer.echo("migrations applied")
+
+
+@cli.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="File (or directory) to write the copy to")],
+) -> None:
+    """Copy the SQLite database consistently while the service runs (restore: docs/deploy.md)."""
+    from triggers_api.backup import BackupError, backup_sqlite
+
+    settings = Settings()
+    if not settings.is_sqlite:
+        typer.echo(
+            "error: backup copies the embedded SQLite database; for PostgreSQL use pg_dump or "
+            "base backups with WAL archiving (docs/deploy.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        result = backup_sqlite(settings.sqlite_path(), path)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backed up {result.events} events ({result.bytes} bytes) to {result.path}")
 
 
 def _parse_expiry(value: str | None) -> int | None:

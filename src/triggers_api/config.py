@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIGGERS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIGGERS_", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
         "sqlite:///./data/triggers.db",
@@ -39,7 +40,6 @@ class Settings(BaseSettings):
 
     bootstrap_key: bool = Field(True, description="Create and print an all-scope key on first start")
     log_level: str = Field("INFO", description="structlog level")
-    log_json: bool = Field(True, description="JSON logs (false: console renderer)")
 
     # Group commit: how many queued writes one transaction may take.
     commit_batch_max: int = Field(512, ge=1, le=10_000, description="Largest group commit")
@@ -108,6 +108,39 @@ class Settings(BaseSettings):
     metrics_destinations_max: int = Field(
         20, ge=0, le=1000, description="Subscriptions named in metric labels; the rest count as 'other'"
     )
+
+    # Operations (issue 13): health thresholds, proxies, tracing, console.
+    health_queue_age_seconds: float = Field(
+        300.0, gt=0, description="/v1/health is degraded when a due event has waited longer than this"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="CIDRs (comma-separated) whose X-Forwarded-For/-Proto are believed; empty: none",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console lines on a terminal, JSON lines otherwise"
+    )
+    public_url: str | None = Field(
+        None, description="Where people reach the service (the console banner); serve sets http://host:port"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        description="OpenTelemetry OTLP/HTTP collector (standard OTEL_* variable); unset: tracing off",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP network: {part.strip()!r}") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -5,6 +5,9 @@
 - adds the rate-limit headers the auth step computed to whatever response goes out;
 - turns any unexpected exception into the standard 500 body (no stack trace leaves);
 - logs one structured line per request;
+- behind a reverse proxy listed in ``TRIGGERS_TRUSTED_PROXIES``, takes the client address and
+  scheme from ``X-Forwarded-For``/``X-Forwarded-Proto`` (from anyone else they are ignored, so
+  ``source_ip``, audit addresses and ``Secure`` cookies cannot be spoofed);
 - hands the ingestion routes to their lean handler (see ``events/fastpath.py``) without the
   framework's routing and dependency machinery, which caps a process near 6,000 req/s.
 
@@ -13,6 +16,7 @@ Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task or body copy per req
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import re
 import time
@@ -71,11 +75,13 @@ class Edge:
         max_body_bytes: int,
         max_batch_body_bytes: int,
         fast_routes: dict[tuple[str, str], FastHandler] | None = None,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_batch_body = max_batch_body_bytes
         self.fast_routes = fast_routes or {}
+        self.proxies = trusted_proxies if trusted_proxies else None
 
     def body_limit(self, path: str) -> int:
         return self.max_batch_body if path.endswith("/batch") else self.max_body
@@ -85,6 +91,8 @@ class Edge:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self.proxies is not None:
+            self.proxies.apply(scope)
         state = request_state(scope)
         request_id = _incoming_request_id(scope) or _new_request_id()
         state["request_id"] = request_id
@@ -143,6 +151,70 @@ class Edge:
                 status=status_holder[0],
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
             )
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The proxies whose forwarding headers are believed (``TRIGGERS_TRUSTED_PROXIES``).
+
+    Only when the connecting peer is one of them: the client is the right-most address in
+    ``X-Forwarded-For`` that is not itself a trusted proxy (a client can prepend anything, never
+    append), and the scheme is ``X-Forwarded-Proto``. A request from anyone else keeps its own
+    peer address and scheme, whatever headers it sends.
+    """
+
+    def __init__(self, cidrs: str) -> None:
+        self.networks: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in cidrs.split(",") if part.strip()
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+    def apply(self, scope: Scope) -> None:
+        client = scope.get("client")
+        if not client or not self.trusts(str(client[0])):
+            return
+        forwarded_for = forwarded_proto = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":  # several headers: one list, in order
+                text = value.decode("latin-1")
+                forwarded_for = text if forwarded_for is None else f"{forwarded_for},{text}"
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value.decode("latin-1")
+        if forwarded_for is not None:
+            hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+            for hop in reversed(hops):
+                if not self.trusts(hop):
+                    if _is_ip(hop):
+                        scope["client"] = (hop.strip("[]"), 0)
+                    break
+            else:
+                if hops and _is_ip(hops[0]):  # every hop is a trusted proxy: the first one sent it
+                    scope["client"] = (hops[0].strip("[]"), 0)
+        if forwarded_proto is not None:
+            proto = forwarded_proto.split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _new_request_id() -> str:

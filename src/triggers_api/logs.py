@@ -1,4 +1,10 @@
-"""structlog, configured once at start: JSON lines to stderr. Never logs keys or payloads."""
+"""structlog, configured once at start, to stderr. Never logs keys or payloads.
+
+``TRIGGERS_LOG_FORMAT``: ``json`` (one JSON object per line, for collectors), ``console``
+(structlog's human-readable renderer), or ``auto`` (the default): console when stderr is a
+terminal, JSON otherwise (systemd, containers, files). With tracing on, each line made inside a
+span carries its ``trace_id`` and ``span_id``.
+"""
 
 from __future__ import annotations
 
@@ -52,21 +58,44 @@ class _Clock:
         return event
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+def add_trace_ids(_logger: object, _name: str, event: EventDict) -> EventDict:
+    """``trace_id``/``span_id`` of the current OpenTelemetry span (installed only with tracing on)."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = f"{context.trace_id:032x}"
+        event["span_id"] = f"{context.span_id:016x}"
+    return event
+
+
+def wants_json(log_format: str) -> bool:
+    """``auto``: JSON unless a person is watching (stderr is a terminal)."""
+    if log_format == "auto":
+        return not sys.stderr.isatty()
+    return log_format == "json"
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto", tracing: bool = False) -> None:
     numeric = logging.getLevelName(level)
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    json = wants_json(log_format)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(serializer=_dumps) if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _Clock(),
+    ]
+    if tracing:
+        processors.append(add_trace_ids)
+    processors += [structlog.processors.format_exc_info, renderer] if json else [renderer]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _Clock(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,

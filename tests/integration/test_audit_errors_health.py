@@ -178,7 +178,7 @@ async def test_one_log_line_per_request_without_secrets(
 ) -> None:
     from triggers_api.logs import configure_logging
 
-    configure_logging("INFO", json=True)
+    configure_logging("INFO", "json")
     capsys.readouterr()
     await _log_one_request(client, auth, capsys)
 

@@ -32,6 +32,7 @@ def install(app: FastAPI, services: Services) -> None:
             settings,
             metrics=extras.get("metrics"),
             on_dead_letter=hub.notify_user if hub is not None else None,
+            tracing=extras.get("tracing"),
         )
         extras["delivery_worker"] = worker
         extras["delivery_wake"] = worker.wake

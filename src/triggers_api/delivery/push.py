@@ -93,19 +93,23 @@ class Pusher:
             fixed += f"authorization: Bearer {token}\r\n"
         self._fixed = fixed.encode("latin-1")
 
-    def request_headers(self, event_id: str, body: bytes, timestamp: int) -> bytes:
+    def request_headers(
+        self, event_id: str, body: bytes, timestamp: int, traceparent: str | None = None
+    ) -> bytes:
         signature = (
             f"webhook-signature: {self.signer.signature(event_id, timestamp, body)}\r\n"
             if self.signer is not None
             else ""
         )
+        trace = f"traceparent: {traceparent}\r\n" if traceparent is not None else ""
         return self._fixed + (
-            f"webhook-id: {event_id}\r\nwebhook-timestamp: {timestamp}\r\n{signature}"
+            f"webhook-id: {event_id}\r\nwebhook-timestamp: {timestamp}\r\n{signature}{trace}"
         ).encode("latin-1")
 
-    async def push(self, event: EventRecord) -> PushResult:
+    async def push(self, event: EventRecord, traceparent: str | None = None) -> PushResult:
+        """``traceparent``: the W3C trace context the engine continues (see ``tracing.py``)."""
         body = orjson.dumps(render_event(event))
-        headers = self.request_headers(event.event_id, body, int(time.time()))
+        headers = self.request_headers(event.event_id, body, int(time.time()), traceparent)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):

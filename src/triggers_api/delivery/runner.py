@@ -13,6 +13,7 @@ from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.delivery.worker import DeliveryWorker
 from triggers_api.metrics import Metrics
 from triggers_api.storage import build_storage
+from triggers_api.tracing import build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,12 @@ async def run_worker(
         metrics = Metrics()
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-        worker = DeliveryWorker(storage, settings, metrics=metrics) if settings.workflow_url else None
+        tracing = build_tracing(settings, service_name="triggers-api-worker")
+        worker = (
+            DeliveryWorker(storage, settings, metrics=metrics, tracing=tracing)
+            if settings.workflow_url
+            else None
+        )
         fanout = FanoutWorker(storage, settings, metrics=metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -54,5 +60,7 @@ async def run_worker(
         log.info("delivery_worker_stopping", worker_id=fanout.worker_id, in_flight=in_flight)
         fanout.stop_claiming()
         await asyncio.gather(*(w.stop() for w in (worker, fanout) if w is not None))
+        if tracing is not None:
+            tracing.shutdown()
     finally:
         await storage.close()

@@ -30,6 +30,7 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 import structlog
@@ -52,6 +53,10 @@ from triggers_api.storage.base import (
     Storage,
     now_us,
 )
+from triggers_api.tracing import Tracing, traceparent_of_metadata
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +130,7 @@ class DeliveryWorker:
         pool: Http11Pool | None = None,
         worker_id: str | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if not settings.workflow_url:
             raise ValueError("the delivery worker needs TRIGGERS_WORKFLOW_URL")
@@ -142,6 +148,7 @@ class DeliveryWorker:
         self._own_pool = pool is None
         self._pusher: Pusher | None = None
         self._on_dead_letter = on_dead_letter
+        self.tracing = tracing
         self._inflight: dict[asyncio.Task[None], DeliveryClaim] = {}
         self._claimed: deque[DeliveryClaim] = deque()  # leased, push not started yet
         self._pushing = 0  # pushes whose HTTP request is under way
@@ -331,10 +338,22 @@ class DeliveryWorker:
             self._push_done()
             await self._release([claim], now_us() + int(self.breaker.reopens_in() * 1_000_000))
             return
+        stored = traceparent_of_metadata(event.metadata)
+        if self.tracing is None:  # a producer's traceparent still travels on, unchanged
+            await self._attempt(claim, stored)
+            return
+        with self.tracing.span_from(
+            "delivery.push",
+            stored,
+            **{"triggers.event_id": event.event_id, "triggers.attempt": claim.attempts + 1},
+        ) as span:
+            await self._attempt(claim, self.tracing.current_traceparent(), span)
+
+    async def _attempt(self, claim: DeliveryClaim, traceparent: str | None, span: Span | None = None) -> None:
         assert self._pusher is not None
         started = now_us()
         try:
-            result = await self._pusher.push(event)
+            result = await self._pusher.push(claim.event, traceparent)
         except asyncio.CancelledError:
             self.breaker.release_probe()
             raise
@@ -344,6 +363,10 @@ class DeliveryWorker:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
+        if span is not None:
+            span.set_attribute("http.response.status_code", result.status or 0)
+            if result.error is not None:
+                span.set_attribute("error.type", result.error)
         await self._record(claim, result, started)
 
     async def _record(self, claim: DeliveryClaim, result: PushResult, started: int) -> None:

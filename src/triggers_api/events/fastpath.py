@@ -11,6 +11,7 @@ from triggers_api.edge import FastHandler, Receive, Scope, Send, read_body, requ
 from triggers_api.errors import UnsupportedMediaType
 from triggers_api.events.service import IngestContext, check_idempotency_key
 from triggers_api.runtime import Services, authenticate_scope, client_ip
+from triggers_api.tracing import valid_traceparent
 
 #: Content types a JSON body may arrive with. ``curl -d`` sends form-urlencoded by default, and
 #: refusing the README's own example would help nobody; the body must still be a JSON object.
@@ -26,7 +27,7 @@ def content_type_ok(value: bytes | None) -> bool:
 
 def make_ingest_handler(services: Services, batch: bool) -> FastHandler:
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-        api_key = content_type = idem = agent = None
+        api_key = content_type = idem = agent = traceparent = None
         for name, value in scope["headers"]:
             if name == b"x-api-key":
                 api_key = value.decode("latin-1")
@@ -36,6 +37,8 @@ def make_ingest_handler(services: Services, batch: bool) -> FastHandler:
                 idem = value.decode("latin-1")
             elif name == b"user-agent":
                 agent = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = valid_traceparent(value.decode("latin-1"))
         principal = await authenticate_scope(services, scope, api_key)
         if not content_type_ok(content_type):
             raise UnsupportedMediaType(
@@ -49,6 +52,7 @@ def make_ingest_handler(services: Services, batch: bool) -> FastHandler:
             user_agent=agent,
             idempotency_key=check_idempotency_key(idem),
             path=scope["path"],
+            traceparent=traceparent,
         )
         body = await read_body(receive)
         result = await services.ingestor.ingest(ctx, body, batch)

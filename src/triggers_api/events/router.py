@@ -20,6 +20,7 @@ from triggers_api.events.service import (
 )
 from triggers_api.openapi import AUTHED, EventIdPath, errors
 from triggers_api.runtime import EventsReader, EventsWriter, ServicesDep, client_ip
+from triggers_api.tracing import valid_traceparent
 
 router = APIRouter(prefix="/v1", tags=["Events"])
 
@@ -58,6 +59,7 @@ async def _ingest(
         user_agent=request.headers.get("user-agent"),
         idempotency_key=check_idempotency_key(key),
         path=request.url.path,
+        traceparent=valid_traceparent(request.headers.get("traceparent")),
     )
     result = await services.ingestor.ingest(ctx, await read_body(request.receive), batch)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None

@@ -79,6 +79,9 @@ class EventMetadata(BaseModel):
     api_version: str
     correlation_id: str
     user_agent: str | None = None
+    traceparent: str | None = Field(
+        None, description="W3C trace context the push continues (when the producer sent one or tracing is on)"
+    )
 
 
 EventStatusName = Literal["received", "queued", "delivered", "failed"]

@@ -38,6 +38,7 @@ from triggers_api.storage.base import (
     Storage,
     now_us,
 )
+from triggers_api.tracing import Tracing
 
 API_VERSION = "v1"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
@@ -157,6 +158,7 @@ class IngestContext:
     user_agent: str | None
     idempotency_key: str | None
     path: str
+    traceparent: str | None = None  # a valid W3C traceparent the producer sent (tracing.py)
 
 
 @dataclass(slots=True)
@@ -178,16 +180,21 @@ class Ingestor:
         # Called with the stored records right after each commit (wakes the push worker and live
         # streams, feeds metrics). Hot path: callbacks must be quick and must not raise.
         self.on_stored: list[Callable[[list[EventRecord]], None]] = []
+        # Set by create_app when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.py); None: no spans.
+        self.tracing: Tracing | None = None
 
     def _metadata(self, ctx: IngestContext) -> bytes:
-        return orjson.dumps(
-            {
-                "source_ip": ctx.source_ip,
-                "api_version": API_VERSION,
-                "correlation_id": ctx.request_id,
-                "user_agent": ctx.user_agent[:512] if ctx.user_agent else None,
-            }
-        )
+        metadata = {
+            "source_ip": ctx.source_ip,
+            "api_version": API_VERSION,
+            "correlation_id": ctx.request_id,
+            "user_agent": ctx.user_agent[:512] if ctx.user_agent else None,
+        }
+        # The trace the push continues: this request's server span, or the producer's own.
+        traceparent = self.tracing.current_traceparent() if self.tracing is not None else ctx.traceparent
+        if traceparent is not None:
+            metadata["traceparent"] = traceparent
+        return orjson.dumps(metadata)
 
     def _record(
         self, ctx: IngestContext, event: tuple[str, dict[str, Any]], ts: int, metadata: bytes
@@ -245,9 +252,14 @@ class Ingestor:
                 created_us=ts,
                 expires_us=ts + self.idempotency_ttl_us,
             )
-        outcome = await self.storage.insert_events(
-            records, [self._audit(ctx, r) for r in records], idempotency
-        )
+        audits = [self._audit(ctx, r) for r in records]
+        if self.tracing is None:
+            outcome = await self.storage.insert_events(records, audits, idempotency)
+        else:
+            with self.tracing.tracer.start_as_current_span(
+                "storage.commit", attributes={"triggers.events": len(records)}
+            ):
+                outcome = await self.storage.insert_events(records, audits, idempotency)
         if outcome.existing is not None:
             assert idempotency is not None
             if outcome.existing.request_hash != idempotency.request_hash:
