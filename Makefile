@@ -7,7 +7,7 @@ TYPES_DIR  := packages/shared-types
 TYPES_NODE := $(TYPES_DIR)/node_modules/.package-lock.json
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types
+.PHONY: run test lint typecheck unit venv clean dashboard dashboard-test types checkov terraform-check
 
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -32,7 +32,7 @@ lint: venv
 	cd clients/python && $(CURDIR)/$(BIN)/ruff check src tests && $(CURDIR)/$(BIN)/ruff format --check src tests \
 	  && $(CURDIR)/$(BIN)/mypy
 
-test: lint dashboard-test $(TYPES_NODE) test-tools
+test: lint dashboard-test $(TYPES_NODE) test-tools checkov terraform-check
 	$(BIN)/pytest -q
 
 # -- TypeScript types (packages/shared-types/): generated from the app's OpenAPI by openapi-typescript.
@@ -58,6 +58,32 @@ test-tools:
 # .env.example is generated from Settings (tests/deploy/test_env_example.py checks it).
 env-example: venv
 	$(BIN)/python -m triggers_api.envfile > .env.example
+
+# -- AWS deployment checks (infrastructure/terraform, docs/deploy-aws.md) ----------------------------
+# checkov gets a venv of its own: it pins boto3==1.35.49 and ships a `hcl2` module (bc-python-hcl2)
+# that would replace python-hcl2's in the dev venv. tests/aws/test_terraform.py runs it offline.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov~=3.3.30'
+	@touch $@
+
+checkov: $(CHECKOV)
+
+# `terraform fmt -check` whenever a terraform binary is installed; `validate` too when `init` can
+# download the AWS provider (it needs the registry, which this machine cannot reach). The offline
+# checks (parse, inputs, references, schema.py, checkov) run in pytest either way.
+terraform-check:
+	@if command -v terraform >/dev/null 2>&1; then \
+	  terraform fmt -check -recursive infrastructure/terraform || exit 1; \
+	  for env in infrastructure/terraform/environments/*/; do \
+	    if (cd $$env && terraform init -backend=false -input=false >/dev/null 2>&1); then \
+	      (cd $$env && terraform validate -no-color) || exit 1; \
+	    else echo "terraform validate not run in $$env: the AWS provider could not be downloaded"; fi; \
+	  done; \
+	else echo "terraform not installed: fmt/validate not run (tests/aws/test_terraform.py checks it offline)"; fi
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
@@ -94,6 +120,15 @@ bench-tools:
 
 bench: bench-tools $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# -- faults and limits (issue 15): minutes each, reports for docs/benchmarks.md, never in `make test` --
+.PHONY: soak scale
+SOAK_SECONDS ?= 600
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
+
+scale: venv
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -282,6 +282,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
         trusted_proxies=proxies,
+        storage_retry_after=settings.storage_retry_after,
     )
     # Middleware that must see every request, the edge's fast routes included (HTTP metrics).
     for middleware, options in services.extras.get("outer_middleware", []):
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
         max_batch_body_bytes=settings.max_batch_body_bytes,
         fast_routes=fast_routes,
         trusted_proxies=proxies,
+        storage_retry_after=settings.storage_retry_after,
     )
     app.use_fast_routes(fast_edge, services.extras.get("outer_middleware", []))
     return app

@@ -72,7 +72,9 @@ def serve(
         access_log=False,
         log_level="warning",
         loop="auto",
-        http="auto",
+        # httptools with the TRIGGERS_HTTP_* deadlines and caps (httpserver.py)
+        http="triggers_api.httpserver:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.http_keepalive_timeout,  # type: ignore[arg-type]
         timeout_graceful_shutdown=10,
         # forwarded headers are the edge's business (TRIGGERS_TRUSTED_PROXIES), not uvicorn's
         proxy_headers=False,

@@ -142,6 +142,47 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an IP network: {part.strip()!r}") from None
         return value
 
+    # Faults and limits (issue 15): what a full disk, a database restart or a hostile client meets.
+    storage_retry_after: int = Field(
+        5, ge=1, le=3600, description="Retry-After seconds sent with 503 STORAGE_UNAVAILABLE"
+    )
+    database_timeout: float = Field(
+        30.0, gt=0, le=600, description="PostgreSQL: seconds to get a connection or run a statement, then 503"
+    )
+    http_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds from a connection (or a request's first byte) to its last header",
+    )
+    http_body_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds from the last header to the last body byte, then 408"
+    )
+    http_keepalive_timeout: float = Field(
+        5.0, gt=0, le=600, description="Seconds an idle kept-alive connection waits for its next request"
+    )
+    http_max_connections: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        description="Open connections per process; beyond it the longest idle is closed",
+    )
+    http_max_header_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024, description="Request line + headers at most, then 431"
+    )
+    http_write_buffer_bytes: int = Field(
+        262_144,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="Unsent response bytes per client before writing waits",
+    )
+    http_write_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client (an SSE reader) may leave a full buffer unread, then dropped",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:

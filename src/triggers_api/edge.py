@@ -25,7 +25,14 @@ from typing import Any
 
 import structlog
 
-from triggers_api.errors import ApiError, PayloadTooLarge, api_error_body, error_body
+from triggers_api.errors import (
+    ApiError,
+    PayloadTooLarge,
+    StorageUnavailableError,
+    api_error_body,
+    error_body,
+    storage_unavailable,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,8 +83,10 @@ class Edge:
         max_batch_body_bytes: int,
         fast_routes: dict[tuple[str, str], FastHandler] | None = None,
         trusted_proxies: TrustedProxies | None = None,
+        storage_retry_after: int = 5,
     ) -> None:
         self.app = app
+        self.storage_retry_after = storage_retry_after
         self.max_body = max_body_bytes
         self.max_batch_body = max_batch_body_bytes
         self.fast_routes = fast_routes or {}
@@ -133,6 +142,12 @@ class Edge:
         except ApiError as exc:
             if not response_started[0]:
                 await send_api_error(send_wrapper, scope, exc)
+        except StorageUnavailableError as exc:  # a full disk, a database restart: retry later
+            log.warning("storage_unavailable", request_id=request_id, path=path, error=str(exc)[:300])
+            if not response_started[0]:
+                await send_api_error(send_wrapper, scope, storage_unavailable(self.storage_retry_after))
+        except ConnectionAbortedError:  # the client went away (or was cut off) mid-request
+            pass
         except Exception:
             log.exception("unhandled_error", request_id=request_id, method=scope.get("method"), path=path)
             if not response_started[0]:

@@ -96,8 +96,29 @@ class ServiceUnavailable(ApiError):
     status_code, code, default_message = 503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable"
 
 
+class StorageUnavailable(ApiError):
+    """The database cannot take writes (disk full, I/O error) or cannot be reached (restart).
+
+    Nothing was committed: the client may send the same request again after ``Retry-After``.
+    """
+
+    status_code, code = 503, "STORAGE_UNAVAILABLE"
+    default_message = "Storage is temporarily unavailable: nothing was stored, retry later"
+
+
 class StorageError(Exception):
     """Raised by storage backends in place of driver errors, so nothing above sees sqlite3/asyncpg."""
+
+
+class StorageUnavailableError(StorageError):
+    """A StorageError that is the environment's fault, not the request's: a full disk, an I/O
+    error, a lost or refused database connection. Answered 503 ``STORAGE_UNAVAILABLE``."""
+
+
+def storage_unavailable(retry_after: int) -> StorageUnavailable:
+    return StorageUnavailable(
+        details={"retry_after_seconds": retry_after}, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def error_body(code: str, message: str, request_id: str, details: dict[str, Any] | None = None) -> bytes:

@@ -95,9 +95,19 @@ def _verdict_of_extra(name: str, value: Any) -> Check:
     return Check(value)
 
 
+async def check_writes(services: Services) -> Check:
+    """A commit that failed for the machine's reasons (a full disk, a lost connection: issue 15)
+    and has not succeeded since: the service cannot take events, so it is unhealthy."""
+    failure = services.storage.write_failure()
+    if failure is None:
+        return Check("ok")
+    return Check(f"failing: {failure}"[:300], "unhealthy", "writes failing: events cannot be stored")
+
+
 #: The checks ``/v1/health`` runs, in order (another capability may append its own).
 CHECKS: list[tuple[str, HealthCheck]] = [
     ("database", check_database),
+    ("writes", check_writes),
     ("delivery_queue", check_delivery_queue),
 ]
 

@@ -27,12 +27,18 @@ def _write_archive(directory: Path, records: list[EventRecord]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = directory / f"events-{stamp}-{os.getpid()}.jsonl.gz"
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb") as gz:
-            for record in records:
-                gz.write(orjson.dumps(render_event(record, with_ack=True)) + b"\n")
-        raw.flush()
-        os.fsync(raw.fileno())
+    try:
+        with open(tmp, "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+                for record in records:
+                    gz.write(orjson.dumps(render_event(record, with_ack=True)) + b"\n")
+            raw.flush()
+            os.fsync(raw.fileno())
+    except OSError:
+        # A full archive disk (ENOSPC): nothing of this batch is deleted (the caller stops before
+        # its delete), and the partial file goes so it holds no space and no half batch.
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     dir_fd = os.open(directory, os.O_RDONLY)
     try:

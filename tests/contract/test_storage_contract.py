@@ -501,3 +501,13 @@ async def test_expired_events_are_listed_in_expiry_order_and_deleted(storage: St
     assert await storage.get_event("alice", soon[0].event_id) is None
     assert await storage.get_event("alice", later.event_id) == later
     assert await storage.delete_events([], now_s) == 0
+
+
+async def test_write_failure_is_none_while_writes_commit(storage: Storage) -> None:
+    """``write_failure`` names a failing disk or connection (what /v1/health reports); a healthy
+    store that commits reports none. The failing side is tests/integration/test_disk_full.py
+    (SQLite) and tests/postgres/test_outage.py (PostgreSQL)."""
+    assert storage.write_failure() is None
+    record = event()
+    await storage.insert_events([record], [audit_for(record)])
+    assert storage.write_failure() is None

@@ -25,6 +25,7 @@ def build_storage(settings: Settings) -> Storage:
             pool_max=settings.database_pool_max,
             commit_batch_max=settings.commit_batch_max,
             writers=settings.commit_writers,
+            timeout=settings.database_timeout,
             workflow_destination=settings.workflow_url is not None,
         )
     raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")

@@ -283,6 +283,10 @@ class Storage(Protocol):
     async def ping(self) -> None:
         """Raise :class:`~triggers_api.errors.StorageError` when the database is unreachable."""
 
+    def write_failure(self) -> str | None:
+        """Why the last write failed for a reason outside the request (disk full, I/O error, lost
+        connection), or None once a write has committed since: what ``/v1/health`` reports."""
+
     # -- events -------------------------------------------------------------------------------------
     async def insert_events(
         self,

@@ -38,7 +38,7 @@ import orjson
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from triggers_api.errors import StorageError
+from triggers_api.errors import StorageError, StorageUnavailableError
 from triggers_api.storage.attempts import STATE_COLUMNS, apply_attempts
 from triggers_api.storage.base import (
     FANOUT_PARKED_US,
@@ -407,8 +407,31 @@ def _translated(what: str) -> Any:
         yield
     except StorageError:
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        raise StorageError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        kind = StorageUnavailableError if _unavailable(exc) else StorageError
+        raise kind(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+#: SQLSTATE classes that are the server's state, not the request's: connection exceptions (08),
+#: insufficient resources such as a full disk (53), operator intervention such as a shutdown or
+#: a server still starting (57), system errors (58).
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """A lost, refused or timed-out connection or a server that cannot work now: 503, retry."""
+    # InternalClientError: a connection left mid-operation by a lost server ("another operation
+    # is in progress"); it is dropped from the pool (see _conn).
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_CLASSES
 
 
 @dataclass(slots=True)
@@ -437,6 +460,7 @@ class PostgresStorage:
         pool_max: int = 10,
         commit_batch_max: int = 512,
         writers: int = 2,
+        timeout: float = 30.0,
         workflow_destination: bool = True,
     ) -> None:
         self.workflow_destination = workflow_destination
@@ -448,6 +472,8 @@ class PostgresStorage:
         self.pool_max = max(pool_max, writers + 1, pool_min)
         self.commit_batch_max = commit_batch_max
         self.writers = writers
+        self.timeout = timeout  # connection wait and statement limit: an outage answers, never hangs
+        self._failure: str | None = None  # the last outage seen, until the database answers again
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._queue: asyncio.Queue[_Write | None] | None = None
         self._writer_tasks: list[asyncio.Task[None]] = []
@@ -525,7 +551,8 @@ class PostgresStorage:
                 min_size=self.pool_min,
                 max_size=self.pool_max,
                 server_settings=self._server_settings(),
-                timeout=10,
+                timeout=min(10.0, self.timeout),
+                command_timeout=self.timeout,
             )
         self._queue = asyncio.Queue()
         self._writer_tasks = [
@@ -565,9 +592,22 @@ class PostgresStorage:
     async def _conn(self, what: str) -> AsyncIterator[Conn]:
         if self._pool is None:
             raise StorageError("storage is closed")
-        with _translated(what):
-            async with self._pool.acquire(timeout=30) as conn:
-                yield conn
+        try:
+            with _translated(what):
+                async with self._pool.acquire(timeout=self.timeout) as conn:
+                    try:
+                        yield conn
+                    except BaseException as exc:
+                        if _unavailable(exc):  # a broken connection goes, the pool opens a new one
+                            conn.terminate()
+                        raise
+        except StorageUnavailableError as exc:
+            self._failure = str(exc)
+            raise
+        self._failure = None
+
+    def write_failure(self) -> str | None:
+        return self._failure
 
     async def ping(self) -> None:
         """Bounded as a whole (connecting included): a health check must answer, not hang."""

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from triggers_api.errors import StorageError
+from triggers_api.errors import StorageError, StorageUnavailableError
 from triggers_api.storage.attempts import STATE_COLUMNS, apply_attempts
 from triggers_api.storage.base import (
     FANOUT_PARKED_US,
@@ -299,6 +299,22 @@ def _insert_many(conn: sqlite3.Connection, table: str, columns: str, width: int,
         start += size
 
 
+#: Primary result codes that are the machine's fault, not the request's: SQLITE_IOERR (10),
+#: SQLITE_CANTOPEN (14), SQLITE_FULL (13). Extended codes (e.g. SQLITE_IOERR_WRITE) share the low byte.
+_UNAVAILABLE_CODES = frozenset({10, 13, 14})
+
+
+def _unavailable(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _UNAVAILABLE_CODES
+
+
+def _storage_error(exc: sqlite3.Error, prefix: str = "") -> StorageError:
+    """sqlite3 errors leave as StorageError; a full disk or an I/O error as StorageUnavailableError."""
+    kind = StorageUnavailableError if _unavailable(exc) else StorageError
+    return kind(f"{prefix}{exc}")
+
+
 def _settle(writes: list[_Write]) -> None:
     """Runs on the event loop: resolves every waiter of one group commit at once."""
     for w in writes:
@@ -336,6 +352,7 @@ class SQLiteStorage:
         self._read_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._opened = False
+        self._write_failure: str | None = None  # set by the writer on a full disk / I/O error
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -418,6 +435,9 @@ class SQLiteStorage:
 
         await self._read(probe)
 
+    def write_failure(self) -> str | None:
+        return self._write_failure
+
     # -- the writer ---------------------------------------------------------------------------------
     def _checkpoint_loop(self) -> None:
         """Copy the WAL back into the database file, off the commit path.
@@ -487,7 +507,9 @@ class SQLiteStorage:
             if merged:
                 try:
                     self._insert_merged(conn, merged)
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
+                    if _unavailable(exc):  # a full disk fails every write alike: fail the group
+                        raise
                     conn.execute("ROLLBACK")
                     return False
                 batch_rest = [w for w in batch if w.rows is None]
@@ -497,18 +519,26 @@ class SQLiteStorage:
                     w.result = w.fn(conn)
                     conn.execute("RELEASE w")
                 except Exception as exc:  # one bad write must not spoil the group
+                    if _unavailable(exc):  # the disk, not this write: fail the group (below)
+                        raise
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     w.error = exc if not isinstance(exc, sqlite3.Error) else StorageError(str(exc))
             conn.execute("COMMIT")
+            self._write_failure = None
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            # Nothing of the group is committed, so no waiter may hear success: a full disk or an
+            # I/O error becomes StorageUnavailableError (503 + Retry-After), reported by health.
+            error = _storage_error(exc, "commit failed: ")
+            if isinstance(error, StorageUnavailableError):
+                self._write_failure = str(exc)
             for w in batch:
-                w.error = StorageError(f"commit failed: {exc}")
+                w.error = error
         return True
 
     @staticmethod
@@ -582,7 +612,7 @@ class SQLiteStorage:
             try:
                 return fn(self._reader_conn())
             except sqlite3.Error as exc:
-                raise StorageError(str(exc)) from exc
+                raise _storage_error(exc) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
 
@@ -1662,8 +1692,11 @@ def _event_listing_sql(query: EventQuery) -> tuple[str, list[Any]]:
         params.append(query.to_us)
     if query.after is not None:
         op = "<" if query.newest_first else ">"
-        where.append(f"(ts_us {op} ? OR (ts_us = ? AND event_id {op} ?))")
-        params += [query.after[0], query.after[0], query.after[1]]
+        # A row value, not "ts_us > ? OR (ts_us = ? AND ...)": SQLite seeks the index to the
+        # cursor only with the row value; the OR form walked every earlier row of the user
+        # (a page 900,000 events deep took 50x the first page; bench/scale.py).
+        where.append(f"(ts_us, event_id) {op} (?, ?)")
+        params += [query.after[0], query.after[1]]
     order = "DESC" if query.newest_first else "ASC"
     sql = (
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
