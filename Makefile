@@ -22,7 +22,8 @@ run: venv
 	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory dashboard; \
 	else echo "npm not found: serving the API without the dashboard (Node.js 20+ builds it)"; fi
 	mkdir -p data
-	$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
+	TRIGGERS_DESTINATION_ALLOW_PRIVATE=$${TRIGGERS_DESTINATION_ALLOW_PRIVATE:-true} \
+		$(BIN)/triggers-api serve --host 127.0.0.1 --port 8000
 
 lint: venv
 	$(BIN)/ruff check src tests hatch_build.py $(wildcard bench)

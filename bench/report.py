@@ -200,6 +200,7 @@ ROWS = (
         lambda v, c: v >= 1.5 and c.get("ours-pg", 1.0) >= 1.0,
         derive=_ratio_of("delivery", "ingest", _rate, _rate),
     ),
+    Row("fan-out to 3 subscriptions: events/s", "fanout", _rate, "rate"),
 )
 
 

@@ -86,7 +86,7 @@ SCHEMA = {
     "additionalProperties": False,
 }
 TARGETS = ("ours", "ours-traced", "ours-alt", "ours-pg", "nginx", "raw", "fastapi", "baseline")
-ROWS = ("ingest", "paced", "batch", "inbox", "ack", "ackbatch", "schema", "delivery")
+ROWS = ("ingest", "paced", "batch", "inbox", "ack", "ackbatch", "schema", "delivery", "fanout")
 CEILING_FACTORIES = {
     "raw": "bench.ceilings:raw_app",
     "fastapi": "bench.ceilings:fastapi_app",
@@ -455,7 +455,123 @@ def run_service(
     result.peak_rss = server.peak_rss
     if "delivery" in (rows or runner.o.rows):
         result.cells["delivery"] = measure_delivery(runner, env, workdir)
+    if "fanout" in (rows or runner.o.rows):
+        result.cells["fanout"] = measure_fanout(runner, env, workdir / "fanout")
     return result
+
+
+FANOUT_DESTINATIONS = 3
+
+
+def measure_fanout(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
+    """Events/s ``triggers-api worker`` delivers to *each* of 3 subscriptions (fan-out).
+
+    A store of its own (SQLite: a new file; PostgreSQL: the same schema, another user): 3
+    subscriptions of one user, each a different path on one loopback receiver (so 3 destinations,
+    3 pools), then events stored through the storage protocol (fanned out at insert). The rate is
+    the fall of the pending count (an event leaves it once all 3 deliveries succeeded).
+    """
+    if importlib.util.find_spec("triggers_api.delivery.fanout") is None:
+        return "not available: no fan-out worker (triggers_api/delivery/fanout.py) in this build"
+    workdir.mkdir(parents=True, exist_ok=True)
+    if env["TRIGGERS_DATABASE_URL"].startswith("sqlite"):
+        env = {**env, "TRIGGERS_DATABASE_URL": f"sqlite:///{workdir / 'fanout.db'}"}
+    if nginx_binary() is not None and not runner.o.smoke:
+        receiver = start_nginx(workers=1, workdir=workdir / "receiver", responses={})
+    else:
+        receiver = start_uvicorn_app(
+            "receiver", "bench.ceilings:receiver_app", workers=1, workdir=workdir, env={}
+        )
+    try:
+        events = 2_000 if runner.o.smoke else 60_000
+        _seed_fanout(env, receiver.url, events)
+        worker_env = {
+            **env,
+            "TRIGGERS_WORKFLOW_URL": f"{receiver.url}/workflow",  # the worker command needs one
+            "TRIGGERS_DESTINATION_ALLOW_PRIVATE": "true",
+            "TRIGGERS_LOG_LEVEL": "WARNING",
+        }
+        with open(workdir / "worker.log", "ab") as log:
+            worker = subprocess.Popen(
+                [*triggers_cli(), "worker"],
+                env={**os.environ, **worker_env},
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        try:
+            # the window opens once the worker is pushing (starting it may take seconds on a busy box)
+            seeded, deadline = _pending(env, user="bench-fanout"), time.monotonic() + 60
+            while _pending(env, user="bench-fanout") == seeded and time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    return f"failed: the worker exited ({(workdir / 'worker.log').read_text()[-300:]})"
+                time.sleep(0.2)
+            time.sleep(runner.o.warmup)
+            start, pending0 = time.monotonic(), _pending(env, user="bench-fanout")
+            time.sleep(runner.o.duration)
+            last = (time.monotonic(), _pending(env, user="bench-fanout"))
+            if last[1] == 0:
+                return f"not measured: the {pending0:,} pending events were all delivered before the window closed"
+            return LoadResult(
+                requests=pending0 - last[1],
+                seconds=last[0] - start,
+                errors=0,
+                p50_ms=0,
+                p95_ms=0,
+                p99_ms=0,
+                generator="worker",
+            )
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    finally:
+        receiver.stop()
+
+
+def _seed_fanout(env: dict[str, str], receiver_url: str, events: int) -> None:
+    """3 subscriptions and ``events`` events of one user, through the storage protocol."""
+    import uuid_utils
+
+    from triggers_api.config import Settings
+    from triggers_api.storage import build_storage
+    from triggers_api.storage.base import EventRecord, now_us
+    from triggers_api.subscriptions.service import new_subscription
+
+    async def seed() -> None:
+        values = {k.removeprefix("TRIGGERS_").lower(): v for k, v in env.items()}
+        storage = build_storage(Settings.model_validate(values))  # no workflow URL: 3 destinations
+        await storage.open()
+        try:
+            for n in range(FANOUT_DESTINATIONS):
+                sub = new_subscription("bench-fanout", f"{receiver_url}/sub{n}", [], None, "bench", {})
+                await storage.insert_subscription(sub, None)
+            payload = orjson.dumps(EVENT["payload"])
+            for start in range(0, events, 500):
+                at = now_us()
+                await storage.insert_events(
+                    [
+                        EventRecord(
+                            str(uuid_utils.uuid7()),
+                            "bench-fanout",
+                            "order.completed",
+                            payload,
+                            "received",
+                            at,
+                            at // 1_000_000 + 86_400,
+                            b"{}",
+                        )
+                        for _ in range(min(500, events - start))
+                    ],
+                    [],
+                )
+        finally:
+            await storage.close()
+
+    asyncio.run(seed())
 
 
 def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
@@ -513,7 +629,7 @@ def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell
         receiver.stop()
 
 
-def _pending(env: dict[str, str]) -> int:
+def _pending(env: dict[str, str], user: str | None = None) -> int:
     """Events waiting for a push, through the storage protocol (either backend)."""
     from triggers_api.config import Settings
     from triggers_api.storage import build_storage
@@ -523,7 +639,7 @@ def _pending(env: dict[str, str]) -> int:
         storage = build_storage(settings)
         await storage.open()
         try:
-            return int((await storage.delivery_depths(None)).pending)
+            return int((await storage.delivery_depths(user)).pending)
         finally:
             await storage.close()
 

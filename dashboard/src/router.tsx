@@ -40,6 +40,12 @@ export const routes: RouteObject[] = [
                 lazy: async () => ({ Component: (await import("@/features/event-types/EventTypesPage")).EventTypesPage }),
               },
               { path: "keys", lazy: async () => ({ Component: (await import("@/features/keys/KeysPage")).KeysPage }) },
+              {
+                path: "subscriptions",
+                lazy: async () => ({
+                  Component: (await import("@/features/subscriptions/SubscriptionsPage")).SubscriptionsPage,
+                }),
+              },
               { path: "docs", lazy: async () => ({ Component: (await import("@/features/docs/DocsPage")).DocsPage }) },
               { path: "*", lazy: async () => ({ Component: (await import("@/components/NotFound")).NotFound }) },
             ],

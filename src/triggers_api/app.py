@@ -57,6 +57,7 @@ from triggers_api.openapi import ErrorResponse, install_openapi
 from triggers_api.retention import sweep
 from triggers_api.runtime import Services
 from triggers_api.storage import build_storage
+from triggers_api.subscriptions.router import install as install_subscriptions
 from triggers_api.tracing import TracingMiddleware, build_tracing
 
 log = structlog.get_logger(__name__)
@@ -274,6 +275,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     install_metrics(app, services)  # /metrics, /v1/metrics/summary, HTTP latency (metrics.py)
     install_stream(app, services)  # /v1/inbox/stream and the inbox long poll (inbox/stream.py)
     install_tracing(app, services)  # OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (tracing.py)
+    install_subscriptions(app, services)  # /v1/subscriptions, the SSRF guard (subscriptions/)
     install_delivery(app, services)  # push worker, replay, attempt history (delivery/)
     install_event_types(app, services)  # /v1/event-types: the schema catalog (event_types/)
     for extend in extensions or []:

@@ -38,6 +38,7 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     KEYS_MANAGE = "keys:manage"
     EVENT_TYPES_MANAGE = "event_types:manage"  # register, change and delete schemas
+    SUBSCRIPTIONS_MANAGE = "subscriptions:manage"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

@@ -93,9 +93,8 @@ def worker(
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, tracing=tracing_on(settings))
-    if not settings.workflow_url:
-        typer.echo("error: TRIGGERS_WORKFLOW_URL is not set: there is nowhere to push to", err=True)
-        raise typer.Exit(2)
+    if not settings.workflow_url:  # subscriptions (issue 10) are somewhere to push to
+        typer.echo("TRIGGERS_WORKFLOW_URL is not set: pushing to subscriptions only", err=True)
     try:
         run_worker_process(settings, metrics_port, metrics_host)
     except StorageError as exc:

@@ -98,6 +98,21 @@ class Settings(BaseSettings):
         7 * 86_400, ge=60, le=90 * 86_400, description="How long a session may be refreshed after login"
     )
 
+    # Subscriptions (src/triggers_api/subscriptions/, issue 10): many destinations per user.
+    destination_allow_private: bool = Field(
+        False, description="Allow subscription targets on private/loopback/link-local addresses (local dev)"
+    )
+    destination_allowlist: str = Field(
+        "", description="Comma-separated hosts or CIDRs subscription targets may use even if private"
+    )
+    subscription_disable_after: float = Field(
+        5 * 86_400, gt=0, description="Seconds a subscription may fail every attempt before it is disabled"
+    )
+    destination_concurrency: int = Field(4, ge=1, le=1000, description="Pushes in flight per subscription")
+    metrics_destinations_max: int = Field(
+        20, ge=0, le=1000, description="Subscriptions named in metric labels; the rest count as 'other'"
+    )
+
     # Operations (issue 13): health thresholds, proxies, tracing, console.
     health_queue_age_seconds: float = Field(
         300.0, gt=0, description="/v1/health is degraded when a due event has waited longer than this"

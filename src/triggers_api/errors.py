@@ -87,6 +87,11 @@ class RateLimitExceeded(ApiError):
     status_code, code, default_message = 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded"
 
 
+class DestinationNotAllowed(ApiError):
+    status_code, code = 400, "DESTINATION_NOT_ALLOWED"
+    default_message = "The target URL is not allowed (it must be http(s) and resolve to public addresses)"
+
+
 class ServiceUnavailable(ApiError):
     status_code, code, default_message = 503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable"
 

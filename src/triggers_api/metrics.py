@@ -116,6 +116,19 @@ class Metrics:
             "triggers_circuit_state", "Push circuit breaker: 0 closed, 1 half-open, 2 open", registry=r
         )
         self.circuit_opened = Counter("triggers_circuit_opened", "Times the push circuit opened", registry=r)
+        # Fan-out (issue 10): per destination; label values are bounded (delivery/destinations.py).
+        self.destination_deliveries = Counter(
+            "triggers_destination_deliveries",
+            "Fan-out push attempts by destination (workflow, a subscription id, or other) and outcome",
+            ["destination", "outcome"],
+            registry=r,
+        )
+        self.destination_circuit_state = Gauge(
+            "triggers_destination_circuit_state",
+            "Circuit breaker per destination: 0 closed, 1 half-open, 2 open",
+            ["destination"],
+            registry=r,
+        )
         self.rate_limit_fail_open = Counter(
             "triggers_rate_limit_fail_open",
             "Requests served without a rate limit because the counter store (Redis) failed",

@@ -83,6 +83,7 @@ def require(scope_name: str) -> Any:
 EventsWriter = Annotated[Principal, require(Scope.EVENTS_WRITE)]
 EventsReader = Annotated[Principal, require(Scope.EVENTS_READ)]
 KeysManager = Annotated[Principal, require(Scope.KEYS_MANAGE)]
+SubscriptionsManager = Annotated[Principal, require(Scope.SUBSCRIPTIONS_MANAGE)]
 
 
 def client_ip(scope: MutableMapping[str, Any]) -> str | None:

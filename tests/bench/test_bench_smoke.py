@@ -51,12 +51,15 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path) -> None:
         "acknowledge batch of 100",
         "acknowledge 1 event: p95 ms at fixed rate",
         "ack req/s / ingest req/s",
+        "fan-out to 3 subscriptions",
     ):
         assert label in table
     assert "failed:" not in table, table
     figures = orjson.loads(out.read_bytes())
     delivery = figures["ours"]["cells"]["delivery"]  # may drain the few events of a smoke run
     assert isinstance(delivery, dict) or "were all delivered" in delivery, delivery
+    fanout = figures["ours"]["cells"]["fanout"]
+    assert isinstance(fanout, dict) or "were all delivered" in fanout, fanout
     for row in ("ingest", "paced", "batch", "inbox", "ack", "ackpaced", "ackbatch"):
         cell = figures["ours"]["cells"][row]
         assert isinstance(cell, dict), f"{row}: {cell}"

@@ -14,6 +14,8 @@ import orjson
 from tests.conftest import free_port
 from triggers_api.storage.postgres import MIGRATIONS
 
+ALL_VERSIONS = list(range(1, len(MIGRATIONS) + 1))
+
 
 def run(tmp_path: Path, url: str, schema: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRIGGERS_DATABASE_URL": url, "TRIGGERS_DATABASE_SCHEMA": schema}
@@ -33,9 +35,9 @@ async def test_migrate_and_keys_on_postgres(tmp_path: Path, pg_url: str, pg_sche
         assert migrated.returncode == 0 and "migrations applied" in migrated.stdout, migrated.stderr
     conn = await asyncpg.connect(pg_url, server_settings={"search_path": pg_schema})
     try:
-        assert [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")] == list(
-            range(1, len(MIGRATIONS) + 1)
-        )
+        assert [
+            r[0] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        ] == ALL_VERSIONS
     finally:
         await conn.close()
 

@@ -44,7 +44,7 @@ export class ApiError extends Error {
 }
 
 type QueryValue = string | number | boolean | null | undefined;
-type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 interface RequestOptions {
   query?: Record<string, QueryValue>;

@@ -8,7 +8,13 @@ import type { components } from "../../../packages/shared-types/api";
 type Schemas = components["schemas"];
 
 export type Scope = NonNullable<Schemas["KeyCreate"]["scopes"]>[number];
-export const ALL_SCOPES: readonly Scope[] = ["events:write", "events:read", "keys:manage", "event_types:manage"];
+export const ALL_SCOPES: readonly Scope[] = [
+  "events:write",
+  "events:read",
+  "keys:manage",
+  "event_types:manage",
+  "subscriptions:manage",
+];
 export const DEFAULT_SCOPES: readonly Scope[] = ["events:write", "events:read"];
 
 export type EventStatus = Schemas["Event"]["status"];
@@ -35,6 +41,8 @@ export interface EventFilters {
 
 export type EventStatusInfo = Schemas["EventStatusResponse"];
 export type DeliveryAttempt = NonNullable<EventStatusInfo["attempts"]>[number];
+/** One destination of an event ("workflow" or a subscription id) with its own attempts. */
+export type DestinationDelivery = NonNullable<EventStatusInfo["deliveries"]>[number];
 export type AckBatchResult = Schemas["AckBatchResponse"];
 /** How many failed events were put back into delivery. */
 export type ReplayResult = Schemas["ReplayCount"];

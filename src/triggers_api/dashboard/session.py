@@ -173,8 +173,12 @@ class SessionManager:
         if scope.get("method", "GET") not in SAFE_METHODS:
             self._check_csrf(scope, claims)
         record = await self.live_key(claims.key_id, claims.user_id)
-        # A session is its owner's console: it may also manage the event-type catalog.
-        scopes = frozenset(record.scopes) | {Scope.EVENT_TYPES_MANAGE.value}
+        # A session is its owner's console: it may also manage the event-type catalog and, so keys
+        # created before that scope existed still drive the whole dashboard, subscriptions.
+        scopes = frozenset(record.scopes) | {
+            Scope.EVENT_TYPES_MANAGE.value,
+            Scope.SUBSCRIPTIONS_MANAGE.value,
+        }
         return Principal(record.key_id, record.user_id, scopes, record.rate_limit)
 
     def _verified(self, scope: MutableMapping[str, Any], cookie: str, kind: TokenKind) -> Claims:

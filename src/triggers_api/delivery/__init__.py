@@ -11,7 +11,8 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from triggers_api.delivery.replay import attempts_json
+from triggers_api.delivery.fanout import FanoutWorker
+from triggers_api.delivery.replay import attempts_json, deliveries_json
 from triggers_api.delivery.router import router
 from triggers_api.delivery.signals import on_exit_signal
 from triggers_api.delivery.worker import DeliveryWorker
@@ -41,6 +42,35 @@ def install(app: FastAPI, services: Services) -> None:
         extras.setdefault("on_startup", []).append(worker.start)
         extras.setdefault("on_shutdown", []).append(worker.stop)
         on_exit_signal(services, worker.stop_claiming)
+
+    # Fan-out (issue 10): deliveries to subscriptions (and to the workflow, for events that also
+    # matched a subscription), scheduled across destinations. Runs whenever delivery runs in
+    # process: subscriptions need no workflow URL.
+    extras["deliveries_of"] = partial(deliveries_json, services.storage)
+    if settings.delivery_in_process:
+        hub = extras.get("stream_hub")
+        fanout = FanoutWorker(
+            services.storage,
+            settings,
+            metrics=extras.get("metrics"),
+            guard=extras.get("destination_guard"),
+            on_dead_letter=hub.notify_user if hub is not None else None,
+        )
+        extras["fanout_worker"] = fanout
+        extras["fanout_wake"] = fanout.wake
+        extras["destination_circuit"] = fanout.circuit_of
+        legacy_wake = extras.get("delivery_wake")
+
+        def wake_all() -> None:
+            fanout.wake()
+            if legacy_wake is not None:
+                legacy_wake()
+
+        extras["delivery_wake"] = wake_all
+        services.ingestor.on_stored.append(fanout.on_stored)
+        extras.setdefault("on_startup", []).append(fanout.start)
+        extras.setdefault("on_shutdown", []).append(fanout.stop)
+        on_exit_signal(services, fanout.stop_claiming)
 
     async def delivery_health() -> dict[str, object]:
         if worker is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -42,7 +43,14 @@ _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class Http11Pool:
     """Keep-alive connections to one origin, POSTing to one target."""
 
-    def __init__(self, url: str, *, max_idle: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_idle: int,
+        ssl_context: ssl.SSLContext | None = None,
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -57,6 +65,9 @@ class Http11Pool:
         self._request_line = f"POST {target} HTTP/1.1\r\nhost: {host_header}\r\n".encode("latin-1")
         self.max_idle = max_idle
         self._idle: list[_Conn] = []
+        # Subscriptions' SSRF guard: the address to connect to, checked at connect time (it raises
+        # PushError when the host now resolves to a refused address); None: connect by name.
+        self._resolve = resolve
 
     async def post(self, headers: bytes, body: bytes) -> Answer:
         """POST ``body``; ``headers`` are ready ``name: value\\r\\n`` lines (no Content-Length)."""
@@ -94,9 +105,10 @@ class Http11Pool:
         return None
 
     async def _open(self) -> _Conn:
+        address = self.host if self._resolve is None else await self._resolve(self.host, self.port)
         try:
             return await asyncio.open_connection(
-                self.host,
+                address,
                 self.port,
                 ssl=self.ssl_context,
                 server_hostname=self.host if self.tls else None,

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from triggers_api.delivery.replay import replay
 from triggers_api.edge import request_id_of
-from triggers_api.errors import ApiError, EventGone, NotFound
+from triggers_api.errors import ApiError, EventGone, NotFound, ValidationFailed
 from triggers_api.events.schemas import EventType
 from triggers_api.events.service import parse_event_id
 from triggers_api.inbox.service import parse_timestamp
 from triggers_api.openapi import AUTHED, ErrorResponse, EventIdPath, errors
 from triggers_api.runtime import EventsWriter, ServicesDep, client_ip
-from triggers_api.storage.base import EventStatus, ReplaySelector
+from triggers_api.storage.base import WORKFLOW_DESTINATION, EventStatus, ReplaySelector
 
 router = APIRouter(prefix="/v1", tags=["Delivery"])
 
@@ -41,12 +42,27 @@ class ReplayFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_type: EventType | None = None
+    subscription_id: str | None = Field(
+        None, description="Only deliveries to this subscription ('workflow' too)"
+    )
     from_timestamp: str | None = Field(None, json_schema_extra={"format": "date-time"})
     to_timestamp: str | None = Field(None, json_schema_extra={"format": "date-time"})
 
 
 class ReplayCount(BaseModel):
     replayed: int
+
+
+def _destination(subscription_id: str | None) -> str | None:
+    """A subscription id (canonical UUID) or ``workflow``; anything else is a 400."""
+    if subscription_id is None or subscription_id == WORKFLOW_DESTINATION:
+        return subscription_id
+    try:
+        return str(uuid.UUID(subscription_id))
+    except ValueError:
+        raise ValidationFailed(
+            "subscription_id must be a UUID or 'workflow'", details={"subscription_id": "must be a UUID"}
+        ) from None
 
 
 def _wake(request: Request) -> None:
@@ -64,7 +80,13 @@ def _wake(request: Request) -> None:
     responses={**errors(*AUTHED, 410), **NOT_A_DEAD_LETTER},
 )
 async def replay_event(
-    event_id: EventIdPath, request: Request, services: ServicesDep, principal: EventsWriter
+    event_id: EventIdPath,
+    request: Request,
+    services: ServicesDep,
+    principal: EventsWriter,
+    subscription_id: Annotated[
+        str | None, Query(description="Replay only the dead-lettered delivery to this subscription")
+    ] = None,
 ) -> Response:
     canonical = parse_event_id(event_id)
     record = await services.storage.get_event(principal.user_id, canonical)
@@ -72,9 +94,11 @@ async def replay_event(
         raise NotFound("Event not found", details={"event_id": event_id})
     if record.acknowledged_us is not None:
         raise EventGone("The event was already acknowledged", details={"event_id": canonical})
-    selector = ReplaySelector(user_id=principal.user_id, event_ids=(canonical,))
+    destination = _destination(subscription_id)
+    selector = ReplaySelector(user_id=principal.user_id, event_ids=(canonical,), destination=destination)
     replayed = []
-    if record.status == EventStatus.FAILED:
+    fanned_out = bool(await services.storage.list_deliveries(principal.user_id, canonical))
+    if record.status == EventStatus.FAILED or fanned_out:
         replayed = await replay(
             services.storage,
             selector,
@@ -105,6 +129,7 @@ async def replay_events(
         event_type=body.event_type,
         from_us=parse_timestamp(body.from_timestamp, "from_timestamp"),
         to_us=parse_timestamp(body.to_timestamp, "to_timestamp"),
+        destination=_destination(body.subscription_id),
     )
     replayed = await replay(
         services.storage,

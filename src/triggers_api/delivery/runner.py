@@ -9,6 +9,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from triggers_api.config import Settings
+from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.delivery.worker import DeliveryWorker
 from triggers_api.metrics import Metrics
 from triggers_api.storage import build_storage
@@ -41,15 +42,24 @@ async def run_worker(
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
         tracing = build_tracing(settings, service_name="triggers-api-worker")
-        worker = DeliveryWorker(storage, settings, metrics=metrics, tracing=tracing)
+        worker = (
+            DeliveryWorker(storage, settings, metrics=metrics, tracing=tracing)
+            if settings.workflow_url
+            else None
+        )
+        fanout = FanoutWorker(storage, settings, metrics=metrics)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await worker.start()
+        if worker is not None:
+            await worker.start()
+        await fanout.start()
         await stop.wait()
-        log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
-        await worker.stop()
+        in_flight = fanout.in_flight + (worker.in_flight if worker is not None else 0)
+        log.info("delivery_worker_stopping", worker_id=fanout.worker_id, in_flight=in_flight)
+        fanout.stop_claiming()
+        await asyncio.gather(*(w.stop() for w in (worker, fanout) if w is not None))
         if tracing is not None:
             tracing.shutdown()
     finally:

@@ -132,4 +132,8 @@ async def get_event_status(event_id: EventId, services: ServicesDep, principal: 
         "acknowledged_at": us_to_iso(record.acknowledged_us),
         "attempts": attempts,
     }
+    deliveries_of = services.extras.get("deliveries_of")  # fan-out (issue 10): one row per destination
+    if deliveries_of is not None:
+        workflow = services.settings.workflow_url is not None
+        body["deliveries"] = await deliveries_of(principal.user_id, record, attempts, workflow)
     return Response(orjson.dumps(body), media_type="application/json")

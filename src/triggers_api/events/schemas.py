@@ -140,6 +140,17 @@ class EventList(BaseModel):
     pagination: Pagination
 
 
+class DestinationDeliveryInfo(BaseModel):
+    """One (event, destination) delivery (issue 10): the workflow URL or one subscription."""
+
+    destination: str = Field(description="'workflow' or a subscription id")
+    status: Literal["pending", "delivered", "failed", "cancelled"]
+    retry_count: int
+    delivered_at: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    next_attempt_at: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    attempts: list[dict[str, Any]] = Field(default_factory=list, description="Its attempts, oldest first")
+
+
 class EventStatusResponse(BaseModel):
     event_id: str = Field(json_schema_extra={"format": "uuid"})
     status: EventStatusName
@@ -149,4 +160,7 @@ class EventStatusResponse(BaseModel):
     acknowledged_at: str | None = Field(None, json_schema_extra={"format": "date-time"})
     attempts: list[dict[str, Any]] = Field(
         default_factory=list, description="Delivery attempts, oldest first (empty until pushed)"
+    )
+    deliveries: list[DestinationDeliveryInfo] = Field(
+        default_factory=list, description="One entry per destination, each with its own attempts"
     )

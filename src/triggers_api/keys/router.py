@@ -19,7 +19,9 @@ from triggers_api.runtime import KeysManager, ServicesDep, client_ip
 
 router = APIRouter(prefix="/v1", tags=["Keys"])
 
-ScopeName = Literal["events:write", "events:read", "keys:manage", "event_types:manage"]
+ScopeName = Literal[
+    "events:write", "events:read", "keys:manage", "event_types:manage", "subscriptions:manage"
+]
 
 
 class KeyCreate(BaseModel):

@@ -10,7 +10,11 @@ def build_storage(settings: Settings) -> Storage:
     if settings.is_sqlite:
         from triggers_api.storage.sqlite import SQLiteStorage
 
-        return SQLiteStorage(settings.sqlite_path(), commit_batch_max=settings.commit_batch_max)
+        return SQLiteStorage(
+            settings.sqlite_path(),
+            commit_batch_max=settings.commit_batch_max,
+            workflow_destination=settings.workflow_url is not None,
+        )
     if settings.is_postgres:
         from triggers_api.storage.postgres import PostgresStorage
 
@@ -22,6 +26,7 @@ def build_storage(settings: Settings) -> Storage:
             commit_batch_max=settings.commit_batch_max,
             writers=settings.commit_writers,
             timeout=settings.database_timeout,
+            workflow_destination=settings.workflow_url is not None,
         )
     raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")
 

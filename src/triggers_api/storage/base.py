@@ -171,6 +171,7 @@ class DeliveryAttempt:
     response_status: int | None = None  # None when no HTTP answer came back
     error: str | None = None  # error class: "timeout", "connect_error", "http_503", ...
     response_body: bytes = b""  # the first 1 KiB of the answer
+    destination: str = "workflow"  # WORKFLOW_DESTINATION or a subscription id (fan-out)
 
 
 @dataclass(slots=True)
@@ -192,6 +193,7 @@ class ReplaySelector:
     event_type: str | None = None
     from_us: int | None = None  # inclusive, on the event's timestamp
     to_us: int | None = None  # inclusive
+    destination: str | None = None  # only deliveries to this destination (fan-out); None: all
 
 
 @dataclass(slots=True, frozen=True)
@@ -311,6 +313,76 @@ class EventTypeRegistry(Protocol):
     async def recent_payloads(self, user_id: str, event_type: str, limit: int) -> list[bytes]:
         """Payloads of the user's most recent events of the type (acknowledged ones have none)."""
         ...
+
+
+# == subscriptions and fan-out (issue 10; see ``triggers_api/subscriptions/``) =======================
+#: The destination name of the global ``TRIGGERS_WORKFLOW_URL`` in delivery rows and attempts.
+WORKFLOW_DESTINATION = "workflow"
+#: The due time of an event whose deliveries live in the deliveries table (it was fanned out to
+#: subscriptions): beyond every real time, so the single-destination claim never reaches it.
+FANOUT_PARKED_US = 2**62
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    """The state of one (event, destination) delivery."""
+
+    PENDING = "pending"  # waiting for its first attempt or a retry (possibly leased)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # dead letter
+    CANCELLED = "cancelled"  # the event was acknowledged, or the subscription deleted/disabled
+
+
+@dataclass(slots=True)
+class SubscriptionRecord:
+    subscription_id: str
+    user_id: str
+    target_url: str
+    event_types: tuple[str, ...]  # empty: every type; "order.*" is a prefix
+    filter: bytes | None  # the filter object as JSON, validated by subscriptions/filters.py
+    description: str
+    metadata: bytes  # JSON object
+    status: str  # a SubscriptionStatus value
+    disabled_reason: str | None
+    secret: str  # whsec_...
+    previous_secret: str | None
+    previous_secret_until_us: int | None  # the old secret signs too until then
+    created_us: int
+    updated_us: int
+    last_success_us: int | None = None
+    failing_since_us: int | None = None  # first failure since the last success
+
+
+@dataclass(slots=True)
+class DestinationDelivery:
+    """One (event, destination) delivery and its own schedule state."""
+
+    event_id: str
+    destination: str  # WORKFLOW_DESTINATION or a subscription id
+    user_id: str
+    status: str  # a DeliveryStatus value
+    attempts: int
+    round_attempts: int
+    next_attempt_us: int | None
+    delivered_us: int | None
+    last_attempt_us: int | None
+
+
+@dataclass(slots=True)
+class FanoutClaim:
+    """A delivery leased to one worker for one attempt (see :meth:`Storage.claim_due_deliveries`)."""
+
+    event: EventRecord
+    destination: str
+    lease_token: str
+    lease_until_us: int
+    attempts: int  # attempts ever made for this delivery before this one
+    round_attempts: int
 
 
 @runtime_checkable
@@ -503,3 +575,80 @@ class Storage(EventTypeRegistry, Protocol):
         for work stored elsewhere. A backend that cannot hear other processes (SQLite) keeps the
         callback and never calls it: callers keep their slow poll as the safety net either way.
         """
+
+    # == subscriptions and fan-out (issue 10) ========================================================
+    # An event whose user has matching active subscriptions when it is stored is *fanned out*:
+    # in the same transaction it gets one delivery row per matching subscription (plus one for
+    # the workflow URL when the backend was opened with ``workflow_destination=True``) and its due
+    # time becomes FANOUT_PARKED_US, so the single-destination methods above never claim it.
+    # Its status is then derived from its deliveries, in the transaction that changes them:
+    # ``received`` until one is claimed (or when none remain to make), ``queued`` while one is
+    # pending, ``failed`` when none is pending and one is dead-lettered, else ``delivered``.
+    # Acknowledgement cancels its pending deliveries.
+
+    async def insert_subscription(self, record: SubscriptionRecord, audit: AuditRecord | None) -> None: ...
+
+    async def get_subscription(self, user_id: str, subscription_id: str) -> SubscriptionRecord | None: ...
+
+    async def list_subscriptions(self, user_id: str) -> list[SubscriptionRecord]:
+        """The user's subscriptions, oldest first."""
+
+    async def load_subscriptions(self, subscription_ids: Sequence[str]) -> list[SubscriptionRecord]:
+        """The given subscriptions of any user (the worker's view of its destinations)."""
+
+    async def update_subscription(self, record: SubscriptionRecord, audit: AuditRecord | None) -> bool:
+        """Store the record's editable fields (target, types, filter, description, metadata,
+        status, reason, secrets, updated time) over the user's subscription; a status other than
+        active or paused also cancels its pending deliveries. False when there is no such one."""
+
+    async def delete_subscription(
+        self, user_id: str, subscription_id: str, at_us: int, audit: AuditRecord | None
+    ) -> bool:
+        """Delete it and cancel its pending deliveries (history kept). False when unknown."""
+
+    async def disable_subscription(
+        self,
+        subscription_id: str,
+        reason: str,
+        at_us: int,
+        audit: Callable[[SubscriptionRecord], AuditRecord],
+    ) -> bool:
+        """Disable an active or paused subscription (410, or failing too long), cancel its pending
+        deliveries and store ``audit(record)``. False when it is already disabled or gone."""
+
+    async def failing_subscriptions(self, failing_since_before_us: int) -> list[str]:
+        """Ids of active subscriptions whose failures started at or before the bound."""
+
+    async def claim_due_deliveries(
+        self,
+        lease_token: str,
+        now_us: int,
+        lease_until_us: int,
+        limit: int,
+        exclude: Sequence[str] = (),
+    ) -> list[FanoutClaim]:
+        """Lease up to ``limit`` pending deliveries that are due and unleased, earliest due first,
+        whose destination is the workflow or an *active* subscription and not in ``exclude`` (open
+        circuits, full destinations). Their events become ``queued``. Safe across processes."""
+
+    async def next_fanout_due(self, now_us: int, exclude: Sequence[str] = ()) -> int | None:
+        """The earliest due time of a claimable delivery (as above, unleased at ``now_us``)."""
+
+    async def record_deliveries(self, records: Sequence[AttemptRecord]) -> list[bool]:
+        """:meth:`record_attempts` for deliveries (``attempt.destination`` names the row), with the
+        same rules per delivery (a cancelled delivery takes no outcome); also keeps the
+        subscription's ``last_success_us``/``failing_since_us`` and re-derives the event status."""
+
+    async def release_deliveries(self, claims: Sequence[tuple[str, str, str]], due_us: int) -> int:
+        """Give back (event_id, destination, lease_token) leases unattempted, due at ``due_us``."""
+
+    async def list_deliveries(self, user_id: str, event_id: str) -> list[DestinationDelivery]:
+        """The event's deliveries (empty when it was not fanned out, or is another user's)."""
+
+    async def insert_directed_event(
+        self, event: EventRecord, destinations: Sequence[str], audit: AuditRecord | None
+    ) -> None:
+        """Store one event fanned out to exactly ``destinations`` (a subscription's test event)."""
+
+    async def count_destination_attempts(self, user_id: str, since_us: int) -> dict[str, AttemptCounts]:
+        """The user's attempts started at or after ``since_us``, per destination."""

@@ -28,7 +28,9 @@ import orjson
 from triggers_api.errors import StorageError, StorageUnavailableError
 from triggers_api.storage.attempts import STATE_COLUMNS, apply_attempts
 from triggers_api.storage.base import (
+    FANOUT_PARKED_US,
     INBOX_STATUSES,
+    WORKFLOW_DESTINATION,
     AckResult,
     ApiKeyRecord,
     AttemptCounts,
@@ -38,6 +40,7 @@ from triggers_api.storage.base import (
     DeliveryAttempt,
     DeliveryClaim,
     DeliveryDepths,
+    DestinationDelivery,
     EventPage,
     EventQuery,
     EventRecord,
@@ -45,11 +48,23 @@ from triggers_api.storage.base import (
     EventTypeActivity,
     EventTypeRecord,
     EventTypeVersion,
+    FanoutClaim,
     IdempotencyRecord,
     PutOutcome,
     ReplaySelector,
     StoreOutcome,
     StreamItem,
+    SubscriptionRecord,
+    SubscriptionStatus,
+)
+from triggers_api.storage.fanout import (
+    DELIVERY_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    apply_delivery_attempt,
+    derive_status,
+    plan_fanout,
+    subscription_from_row,
+    subscription_row,
 )
 
 T = TypeVar("T")
@@ -176,6 +191,48 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, event_type, version)
     );
     CREATE TABLE event_type_stamps (user_id TEXT PRIMARY KEY, stamp INTEGER NOT NULL);
+    """,
+    # 4 (issue 10): subscriptions and fan-out. One delivery row per (event, destination) for
+    # events that matched a subscription, each with its own schedule, attempts and lease.
+    """
+    CREATE TABLE subscriptions (
+        subscription_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        target_url TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        filter BLOB,
+        description TEXT NOT NULL,
+        metadata BLOB NOT NULL,
+        status TEXT NOT NULL,
+        disabled_reason TEXT,
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_secret_until_us INTEGER,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL,
+        last_success_us INTEGER,
+        failing_since_us INTEGER
+    );
+    CREATE INDEX ix_subscriptions_user ON subscriptions (user_id, created_us);
+    CREATE TABLE deliveries (
+        event_id TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        round_attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_us INTEGER NOT NULL,
+        lease_token TEXT,
+        lease_until_us INTEGER,
+        delivered_us INTEGER,
+        last_attempt_us INTEGER,
+        PRIMARY KEY (event_id, destination)
+    );
+    CREATE INDEX ix_deliveries_due ON deliveries (next_attempt_us) WHERE status = 'pending';
+    CREATE INDEX ix_deliveries_destination ON deliveries (destination, status);
+    ALTER TABLE delivery_attempts ADD COLUMN destination TEXT NOT NULL DEFAULT 'workflow';
+    CREATE TRIGGER events_delete_deliveries AFTER DELETE ON events
+    BEGIN DELETE FROM deliveries WHERE event_id = old.event_id; END;
     """,
 ]
 
@@ -318,8 +375,16 @@ def _settle(writes: list[_Write]) -> None:
 class SQLiteStorage:
     """Implements :class:`~triggers_api.storage.base.Storage` on one SQLite file."""
 
-    def __init__(self, path: Path | str, *, commit_batch_max: int = 512, readers: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        commit_batch_max: int = 512,
+        readers: int = 4,
+        workflow_destination: bool = True,
+    ) -> None:
         self.path = Path(path)
+        self.workflow_destination = workflow_destination
         self.commit_batch_max = commit_batch_max
         self._readers = readers
         self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
@@ -536,9 +601,11 @@ class SQLiteStorage:
             except RuntimeError:  # loop closed: nobody is waiting any more
                 pass
 
-    @staticmethod
     def _insert_merged(
-        conn: sqlite3.Connection, merged: list[tuple[_Write, _Rows]], more_audit: list[Any] | None = None
+        self,
+        conn: sqlite3.Connection,
+        merged: list[tuple[_Write, _Rows]],
+        more_audit: list[Any] | None = None,
     ) -> None:
         """The group's plain inserts as two multi-row statements (events, audit records), the
         audit rows of the group's acknowledgements (``more_audit``) included.
@@ -558,6 +625,7 @@ class SQLiteStorage:
             audit = audit + more_audit  # a new list: the write's own rows stay as they were
         _insert_many(conn, "events", EVENT_COLUMNS, 12, events)
         _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit)
+        _fan_out(conn, [e for _, rows in merged for e in rows.outcome.events], self.workflow_destination)
         for w, rows in merged:
             w.result = rows.outcome
 
@@ -659,6 +727,7 @@ class SQLiteStorage:
                 )
             _insert_many(conn, "events", EVENT_COLUMNS, 12, event_rows)
             _insert_many(conn, "audit_logs", AUDIT_COLUMNS, 8, audit_rows)
+            _fan_out(conn, list(events), self.workflow_destination)
             return StoreOutcome(stored=True, events=list(events))
 
         if idempotency is None:  # may share multi-row statements with the rest of its group
@@ -762,6 +831,11 @@ class SQLiteStorage:
                     "delivered_us = COALESCE(delivered_us, ?), payload = NULL "
                     "WHERE event_id = ? AND user_id = ? AND acknowledged_us IS NULL",
                     (EventStatus.DELIVERED.value, at_us, at_us, event_id, user_id),
+                )
+                conn.execute(  # fan-out: acknowledgement cancels every pending delivery
+                    "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until_us = NULL "
+                    "WHERE event_id = ? AND status = 'pending'",
+                    (event_id,),
                 )
                 record = audit.get(event_id)
                 if record is not None:
@@ -1011,6 +1085,7 @@ class SQLiteStorage:
             row = conn.execute(
                 "SELECT COALESCE(next_attempt_us, ts_us) FROM events WHERE status IN ('received', 'queued') "
                 "AND (lease_until_us IS NULL OR lease_until_us <= ?) "
+                f"AND COALESCE(next_attempt_us, ts_us) < {FANOUT_PARKED_US} "
                 "ORDER BY COALESCE(next_attempt_us, ts_us) LIMIT 1",
                 (now_us,),
             ).fetchone()
@@ -1090,7 +1165,9 @@ class SQLiteStorage:
     async def replay_events(
         self, selector: ReplaySelector, at_us: int, limit: int, audit: Callable[[str], AuditRecord]
     ) -> list[str]:
-        where = ["user_id = ?", "status = 'failed'"]
+        where = ["user_id = ?", "status = 'failed'", f"COALESCE(next_attempt_us, 0) < {FANOUT_PARKED_US}"]
+        if selector.destination not in (None, WORKFLOW_DESTINATION):
+            where.append("0")  # a subscription's deliveries: only fanned-out events have them
         params: list[Any] = [selector.user_id]
         if selector.event_ids is not None:
             if not selector.event_ids:
@@ -1115,7 +1192,9 @@ class SQLiteStorage:
         all_params = [at_us, *params, limit]
 
         def write(conn: sqlite3.Connection) -> list[str]:
-            rows = sorted(conn.execute(sql, all_params).fetchall(), key=lambda r: (r[1], r[0]))
+            rows = conn.execute(sql, all_params).fetchall()
+            rows += _replay_fanout(conn, selector, at_us, limit - len(rows))
+            rows.sort(key=lambda r: (r[1], r[0]))
             ids = [r[0] for r in rows]
             if ids:
                 conn.executemany(
@@ -1130,7 +1209,7 @@ class SQLiteStorage:
         def read(conn: sqlite3.Connection) -> list[DeliveryAttempt]:
             rows = conn.execute(
                 "SELECT attempt_id, event_id, user_id, started_us, duration_us, outcome, response_status, "
-                "error, response_body FROM delivery_attempts WHERE event_id = ? AND user_id = ? "
+                "error, response_body, destination FROM delivery_attempts WHERE event_id = ? AND user_id = ? "
                 "ORDER BY started_us, attempt_id",
                 (event_id, user_id),
             )
@@ -1224,6 +1303,313 @@ class SQLiteStorage:
     # == cross-process wake-ups ======================================================================
     def listen_for_events(self, callback: Callable[[frozenset[str] | None], None]) -> None:
         """Nothing to hear: other processes on this file are noticed by the callers' slow poll."""
+
+    # == subscriptions and fan-out (issue 10) ========================================================
+    # The fan-out path is per row and plain: its rules live in storage/fanout.py; the writer
+    # thread serialises everything, so the event status derived after a change is always current.
+    async def insert_subscription(self, record: SubscriptionRecord, audit: AuditRecord | None) -> None:
+        row = subscription_row(record)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ({','.join('?' * 16)})", row
+            )
+            _insert_audit(conn, audit)
+
+        await self._write(write)
+
+    async def get_subscription(self, user_id: str, subscription_id: str) -> SubscriptionRecord | None:
+        def read(conn: sqlite3.Connection) -> SubscriptionRecord | None:
+            row = conn.execute(
+                f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ? AND user_id = ?",
+                (subscription_id, user_id),
+            ).fetchone()
+            return subscription_from_row(row) if row else None
+
+        return await self._read(read)
+
+    async def list_subscriptions(self, user_id: str) -> list[SubscriptionRecord]:
+        def read(conn: sqlite3.Connection) -> list[SubscriptionRecord]:
+            rows = conn.execute(
+                f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = ? "
+                "ORDER BY created_us, subscription_id",
+                (user_id,),
+            )
+            return [subscription_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def load_subscriptions(self, subscription_ids: Sequence[str]) -> list[SubscriptionRecord]:
+        ids = orjson.dumps(list(subscription_ids)).decode()
+
+        def read(conn: sqlite3.Connection) -> list[SubscriptionRecord]:
+            rows = conn.execute(
+                f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions "
+                "WHERE subscription_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            return [subscription_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def update_subscription(self, record: SubscriptionRecord, audit: AuditRecord | None) -> bool:
+        row = subscription_row(record)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE subscriptions SET target_url = ?, event_types = ?, filter = ?, description = ?, "
+                "metadata = ?, status = ?, disabled_reason = ?, secret = ?, previous_secret = ?, "
+                "previous_secret_until_us = ?, updated_us = ?, failing_since_us = ? "
+                "WHERE subscription_id = ? AND user_id = ?",
+                (*row[2:12], row[13], row[15], row[0], row[1]),
+            ).rowcount
+            if not changed:
+                return False
+            if record.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED):
+                _cancel_destination(conn, record.subscription_id)
+            _insert_audit(conn, audit)
+            return True
+
+        return await self._write(write)
+
+    async def delete_subscription(
+        self, user_id: str, subscription_id: str, at_us: int, audit: AuditRecord | None
+    ) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute(
+                "DELETE FROM subscriptions WHERE subscription_id = ? AND user_id = ?",
+                (subscription_id, user_id),
+            ).rowcount
+            if not gone:
+                return False
+            _cancel_destination(conn, subscription_id)
+            _insert_audit(conn, audit)
+            return True
+
+        return await self._write(write)
+
+    async def disable_subscription(
+        self,
+        subscription_id: str,
+        reason: str,
+        at_us: int,
+        audit: Callable[[SubscriptionRecord], AuditRecord],
+    ) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ? AND status != ?",
+                (subscription_id, SubscriptionStatus.DISABLED.value),
+            ).fetchone()
+            if row is None:
+                return False
+            record = subscription_from_row(row)
+            record.status, record.disabled_reason, record.updated_us = "disabled", reason, at_us
+            conn.execute(
+                "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, updated_us = ? "
+                "WHERE subscription_id = ?",
+                (reason, at_us, subscription_id),
+            )
+            _cancel_destination(conn, subscription_id)
+            _insert_audit(conn, audit(record))
+            return True
+
+        return await self._write(write)
+
+    async def failing_subscriptions(self, failing_since_before_us: int) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT subscription_id FROM subscriptions WHERE status = 'active' AND failing_since_us <= ?",
+                (failing_since_before_us,),
+            )
+            return [r[0] for r in rows]
+
+        return await self._read(read)
+
+    async def claim_due_deliveries(
+        self,
+        lease_token: str,
+        now_us: int,
+        lease_until_us: int,
+        limit: int,
+        exclude: Sequence[str] = (),
+    ) -> list[FanoutClaim]:
+        excluded = orjson.dumps(list(exclude)).decode()
+
+        def write(conn: sqlite3.Connection) -> list[FanoutClaim]:
+            picked = conn.execute(
+                f"{_CLAIMABLE} AND d.next_attempt_us <= ? ORDER BY d.next_attempt_us LIMIT ?",
+                (now_us, excluded, now_us, limit),
+            ).fetchall()
+            if not picked:
+                return []
+            conn.executemany(
+                "UPDATE deliveries SET lease_token = ?, lease_until_us = ? WHERE event_id = ? AND destination = ?",
+                [(lease_token, lease_until_us, r[0], r[1]) for r in picked],
+            )
+            ids = orjson.dumps(sorted({r[0] for r in picked})).decode()
+            conn.execute(
+                "UPDATE events SET status = 'queued' WHERE event_id IN (SELECT value FROM json_each(?)) "
+                "AND status = 'received' AND acknowledged_us IS NULL",
+                (ids,),
+            )
+            events = {
+                r[0]: _event(r)
+                for r in conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                    (ids,),
+                )
+            }
+            return [
+                FanoutClaim(events[r[0]], r[1], lease_token, lease_until_us, r[2], r[3])
+                for r in picked
+                if r[0] in events
+            ]
+
+        return await self._write(write)
+
+    async def next_fanout_due(self, now_us: int, exclude: Sequence[str] = ()) -> int | None:
+        excluded = orjson.dumps(list(exclude)).decode()
+
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                f"{_CLAIMABLE} ORDER BY d.next_attempt_us LIMIT 1", (now_us, excluded)
+            ).fetchone()
+            return int(row[4]) if row else None
+
+        return await self._read(read)
+
+    async def record_deliveries(self, records: Sequence[AttemptRecord]) -> list[bool]:
+        if not records:
+            return []
+
+        def write(conn: sqlite3.Connection) -> list[bool]:
+            results: list[bool] = []
+            touched: set[str] = set()
+            for r in records:
+                a = r.attempt
+                row = conn.execute(
+                    "SELECT status, attempts, round_attempts, lease_token, lease_until_us, next_attempt_us, "
+                    "delivered_us, last_attempt_us FROM deliveries WHERE event_id = ? AND destination = ? "
+                    "AND user_id = ?",
+                    (a.event_id, a.destination, a.user_id),
+                ).fetchone()
+                if row is None:
+                    results.append(False)
+                    continue
+                state = dict(zip(_STATE_KEYS, row, strict=True))
+                ended = a.started_us + a.duration_us
+                applied = apply_delivery_attempt(
+                    state, a.outcome, r.lease_token, r.next_attempt_us, ended, a.started_us
+                )
+                conn.execute(
+                    "UPDATE deliveries SET status = ?, attempts = ?, round_attempts = ?, lease_token = ?, "
+                    "lease_until_us = ?, next_attempt_us = ?, delivered_us = ?, last_attempt_us = ? "
+                    "WHERE event_id = ? AND destination = ?",
+                    (*(state[k] for k in _STATE_KEYS), a.event_id, a.destination),
+                )
+                conn.execute(
+                    f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, destination) VALUES ({','.join('?' * 10)})",
+                    (
+                        a.attempt_id,
+                        a.event_id,
+                        a.user_id,
+                        a.started_us,
+                        a.duration_us,
+                        a.outcome,
+                        a.response_status,
+                        a.error,
+                        a.response_body,
+                        a.destination,
+                    ),
+                )
+                if state["attempts"] > 1:
+                    conn.execute(
+                        "UPDATE events SET retry_count = retry_count + 1, last_retry_us = ? WHERE event_id = ?",
+                        (a.started_us, a.event_id),
+                    )
+                if a.destination != WORKFLOW_DESTINATION:
+                    if a.outcome == "delivered":
+                        conn.execute(
+                            "UPDATE subscriptions SET last_success_us = ?, failing_since_us = NULL "
+                            "WHERE subscription_id = ?",
+                            (ended, a.destination),
+                        )
+                    else:
+                        conn.execute(
+                            "UPDATE subscriptions SET failing_since_us = COALESCE(failing_since_us, ?) "
+                            "WHERE subscription_id = ?",
+                            (a.started_us, a.destination),
+                        )
+                touched.add(a.event_id)
+                results.append(applied)
+                if applied and r.audit is not None:
+                    _insert_audit(conn, r.audit)
+            for event_id in touched:
+                _rederive(conn, event_id)
+            return results
+
+        return await self._write(write)
+
+    async def release_deliveries(self, claims: Sequence[tuple[str, str, str]], due_us: int) -> int:
+        rows = [(due_us, event_id, destination, token) for event_id, destination, token in claims]
+        if not rows:
+            return 0
+
+        def write(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE deliveries SET lease_token = NULL, lease_until_us = NULL, next_attempt_us = ? "
+                "WHERE event_id = ? AND destination = ? AND lease_token = ? AND status = 'pending'",
+                rows,
+            )
+            return conn.total_changes - before
+
+        return await self._write(write)
+
+    async def list_deliveries(self, user_id: str, event_id: str) -> list[DestinationDelivery]:
+        def read(conn: sqlite3.Connection) -> list[DestinationDelivery]:
+            rows = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ? AND user_id = ? "
+                "ORDER BY destination != 'workflow', destination",
+                (event_id, user_id),
+            )
+            return [DestinationDelivery(*r) for r in rows]
+
+        return await self._read(read)
+
+    async def insert_directed_event(
+        self, event: EventRecord, destinations: Sequence[str], audit: AuditRecord | None
+    ) -> None:
+        row = (
+            event.event_id, event.user_id, event.event_type, event.payload, event.status, event.ts_us,
+            event.expires_at, event.metadata, event.retry_count, event.last_retry_us, event.delivered_us,
+            event.acknowledged_us,
+        )  # fmt: skip
+
+        def write(conn: sqlite3.Connection) -> None:
+            _insert_many(conn, "events", EVENT_COLUMNS, 12, list(row))
+            conn.executemany(
+                "INSERT INTO deliveries (event_id, destination, user_id, status, next_attempt_us) "
+                "VALUES (?, ?, ?, 'pending', ?)",
+                [(event.event_id, d, event.user_id, event.ts_us) for d in destinations],
+            )
+            conn.execute(
+                "UPDATE events SET next_attempt_us = ? WHERE event_id = ?", (FANOUT_PARKED_US, event.event_id)
+            )
+            _insert_audit(conn, audit)
+
+        await self._write(write)
+
+    async def count_destination_attempts(self, user_id: str, since_us: int) -> dict[str, AttemptCounts]:
+        def read(conn: sqlite3.Connection) -> dict[str, AttemptCounts]:
+            rows = conn.execute(
+                "SELECT destination, COUNT(*), COALESCE(SUM(outcome = 'delivered'), 0) FROM delivery_attempts "
+                "WHERE user_id = ? AND started_us >= ? GROUP BY destination",
+                (user_id, since_us),
+            )
+            return {r[0]: AttemptCounts(int(r[1]), int(r[2])) for r in rows}
+
+        return await self._read(read)
 
     # == event types: the schema catalog ============================================================
     # See the EventTypeRegistry Protocol. Writes go through the one writer like every other write;
@@ -1426,6 +1812,13 @@ _ACK_UPDATE = (
 )
 
 
+#: An acknowledgement cancels every pending (event, destination) delivery of the event (issue 10).
+_ACK_CANCEL_DELIVERIES = (
+    "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until_us = NULL "
+    "WHERE status = 'pending' AND event_id IN (SELECT json_extract(value, '$[0]') FROM json_each(?))"
+)
+
+
 def _acknowledge_merged(conn: sqlite3.Connection, acks: list[tuple[_Write, _Acks]]) -> list[Any]:
     """Every acknowledgement of a group commit in two statements; returns their audit rows (flat)
     for the group's multi-row audit insert.
@@ -1462,6 +1855,7 @@ def _acknowledge_merged(conn: sqlite3.Connection, acks: list[tuple[_Write, _Acks
         changed = conn.execute(_ACK_UPDATE, (orjson.dumps(updates),)).rowcount
         if changed != len(updates):  # cannot happen inside one transaction; never answer wrongly
             raise sqlite3.OperationalError(f"acknowledged {changed} of {len(updates)} events")
+        conn.execute(_ACK_CANCEL_DELIVERIES, (orjson.dumps(updates),))  # fan-out: nothing left to push
     return audit
 
 
@@ -1592,3 +1986,131 @@ def _split_sql(script: str) -> list[str]:
     if current:
         statements.append("\n".join(current))
     return statements
+
+
+#: The claimable deliveries (parameters: now, excluded destinations as a JSON array).
+_CLAIMABLE = (
+    "SELECT d.event_id, d.destination, d.attempts, d.round_attempts, d.next_attempt_us FROM deliveries d "
+    "INDEXED BY ix_deliveries_due LEFT JOIN subscriptions s ON s.subscription_id = d.destination "
+    "WHERE d.status = 'pending' AND (d.lease_until_us IS NULL OR d.lease_until_us <= ?) "
+    "AND (d.destination = 'workflow' OR s.status = 'active') "
+    "AND d.destination NOT IN (SELECT value FROM json_each(?))"
+)
+_STATE_KEYS = (
+    "status",
+    "attempts",
+    "round_attempts",
+    "lease_token",
+    "lease_until_us",
+    "next_attempt_us",
+    "delivered_us",
+    "last_attempt_us",
+)
+
+
+def _insert_audit(conn: sqlite3.Connection, audit: AuditRecord | None) -> None:
+    if audit is not None:
+        conn.execute(f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", _audit_row(audit))
+
+
+def _fan_out(conn: sqlite3.Connection, events: list[EventRecord], workflow: bool) -> None:
+    """Inside the insert's transaction: one delivery per matching subscription (and the
+    workflow's), and the fanned-out events parked off the single-destination path."""
+    if not events:
+        return
+    users = orjson.dumps(sorted({e.user_id for e in events})).decode()
+    subs = conn.execute(
+        f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions INDEXED BY ix_subscriptions_user "
+        "WHERE user_id IN (SELECT value FROM json_each(?)) AND status = 'active'",
+        (users,),
+    ).fetchall()
+    if not subs:
+        return
+    plan = plan_fanout(events, [subscription_from_row(r) for r in subs], workflow)
+    if not plan:
+        return
+    conn.executemany(
+        "INSERT INTO deliveries (event_id, destination, user_id, status, next_attempt_us) "
+        "VALUES (?, ?, ?, 'pending', ?)",
+        plan,
+    )
+    conn.execute(
+        "UPDATE events SET next_attempt_us = ? WHERE event_id IN (SELECT value FROM json_each(?))",
+        (FANOUT_PARKED_US, orjson.dumps(sorted({p[0] for p in plan})).decode()),
+    )
+
+
+def _rederive(conn: sqlite3.Connection, event_id: str) -> None:
+    """Set the fanned-out event's status (and delivered time) from its deliveries."""
+    row = conn.execute(
+        "SELECT status, acknowledged_us FROM events WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if row is None:
+        return
+    deliveries = conn.execute(
+        "SELECT status, attempts, lease_token IS NOT NULL, delivered_us FROM deliveries WHERE event_id = ?",
+        (event_id,),
+    ).fetchall()
+    status = derive_status(row[0], row[1] is not None, [(d[0], d[1], bool(d[2])) for d in deliveries])
+    delivered = max((d[3] for d in deliveries if d[3] is not None), default=None)
+    conn.execute(
+        "UPDATE events SET status = ?, delivered_us = CASE WHEN ? = 'delivered' "
+        "THEN COALESCE(delivered_us, ?) ELSE delivered_us END WHERE event_id = ?",
+        (status, status, delivered, event_id),
+    )
+
+
+def _cancel_destination(conn: sqlite3.Connection, destination: str) -> None:
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until_us = NULL "
+            "WHERE destination = ? AND status = 'pending' RETURNING event_id",
+            (destination,),
+        ).fetchall()
+    ]
+    for event_id in ids:
+        _rederive(conn, event_id)
+
+
+def _replay_fanout(
+    conn: sqlite3.Connection, selector: ReplaySelector, at_us: int, limit: int
+) -> list[tuple[str, int]]:
+    """The fan-out half of replay: the selected events' dead-lettered deliveries (of one
+    destination when the selector names one) back to pending; returns (event_id, ts_us)."""
+    if limit <= 0:
+        return []
+    where = ["e.user_id = ?", "e.acknowledged_us IS NULL", "d.status = 'failed'"]
+    params: list[Any] = [selector.user_id]
+    if selector.event_ids is not None:
+        where.append("e.event_id IN (SELECT value FROM json_each(?))")
+        params.append(orjson.dumps(list(selector.event_ids)).decode())
+    if selector.event_type is not None:
+        where.append("e.event_type = ?")
+        params.append(selector.event_type)
+    if selector.from_us is not None:
+        where.append("e.ts_us >= ?")
+        params.append(selector.from_us)
+    if selector.to_us is not None:
+        where.append("e.ts_us <= ?")
+        params.append(selector.to_us)
+    if selector.destination is not None:
+        where.append("d.destination = ?")
+        params.append(selector.destination)
+    events = conn.execute(
+        f"SELECT DISTINCT e.event_id, e.ts_us FROM events e JOIN deliveries d ON d.event_id = e.event_id "
+        f"WHERE {' AND '.join(where)} ORDER BY e.ts_us, e.event_id LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    for event_id, _ in events:
+        sql = (
+            "UPDATE deliveries SET status = 'pending', next_attempt_us = ?, round_attempts = 0, "
+            "lease_token = NULL, lease_until_us = NULL WHERE event_id = ? AND status = 'failed'"
+        )
+        args: tuple[Any, ...] = (at_us, event_id)
+        if selector.destination is not None:
+            sql += " AND destination = ?"
+            args += (selector.destination,)
+        conn.execute(sql, args)
+        conn.execute("UPDATE events SET status = 'queued' WHERE event_id = ?", (event_id,))
+    return [(r[0], r[1]) for r in events]

@@ -13,7 +13,7 @@ import { Skeleton } from "@/components/ui/skeleton";
 import { isApiError } from "@/lib/errors";
 import { formatDateTime, formatMs, formatRelative } from "@/lib/format";
 import { toast } from "@/lib/toast";
-import type { ApiEvent, DeliveryAttempt, EventStatusInfo } from "@/services/types";
+import type { ApiEvent, DeliveryAttempt, DestinationDelivery, EventStatusInfo } from "@/services/types";
 import { SchemaViolations } from "@/features/event-types/SchemaViolations";
 
 import { deadLetterReason } from "./dead-letter";
@@ -192,9 +192,15 @@ function EventDetail({
               </Section>
             ) : null}
 
-            <Section title="Delivery attempts">
-              <Attempts info={info} loading={status.isPending} error={status.isError ? status.error : null} />
-            </Section>
+            {info?.deliveries && info.deliveries.length > 1 ? (
+              <Section title="Deliveries">
+                <Deliveries deliveries={info.deliveries} />
+              </Section>
+            ) : (
+              <Section title="Delivery attempts">
+                <Attempts info={info} loading={status.isPending} error={status.isError ? status.error : null} />
+              </Section>
+            )}
           </>
         )}
       </DialogBody>
@@ -269,6 +275,35 @@ function Attempts({ info, loading, error }: { info: EventStatusInfo | undefined;
         <AttemptRow key={i} attempt={attempt} n={i + 1} />
       ))}
     </ol>
+  );
+}
+
+/** One row per destination (the workflow URL, each subscription) with its own attempts. */
+function Deliveries({ deliveries }: { deliveries: DestinationDelivery[] }) {
+  return (
+    <ul className="flex flex-col gap-3" aria-label="Deliveries">
+      {deliveries.map((d) => (
+        <li key={d.destination} className="rounded-md border p-3" data-destination={d.destination}>
+          <div className="mb-2 flex flex-wrap items-center gap-2 text-sm">
+            <span className="font-medium">{d.destination === "workflow" ? "Workflow URL" : "Subscription"}</span>
+            {d.destination !== "workflow" ? <span className="font-mono text-xs text-muted-foreground">{d.destination}</span> : null}
+            <span className={d.status === "delivered" ? "text-success" : d.status === "failed" ? "text-destructive" : "text-muted-foreground"}>
+              {d.status}
+            </span>
+            {d.retry_count > 0 ? <span className="text-xs text-muted-foreground">{d.retry_count} retries</span> : null}
+          </div>
+          {(d.attempts ?? []).length ? (
+            <ol className="flex flex-col gap-2">
+              {(d.attempts ?? []).map((attempt, i) => (
+                <AttemptRow key={i} attempt={attempt} n={i + 1} />
+              ))}
+            </ol>
+          ) : (
+            <p className="text-xs text-muted-foreground">No attempt yet.</p>
+          )}
+        </li>
+      ))}
+    </ul>
   );
 }
 

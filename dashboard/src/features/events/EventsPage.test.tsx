@@ -165,4 +165,40 @@ describe("EventsPage", () => {
     await userEvent.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Replay failed events" }));
     expect(await screen.findByText("4 failed events sent back to delivery")).toBeInTheDocument();
   });
+
+  it("shows one row per destination, each with its own attempts", async () => {
+    const id = "0190f3a0-0000-7000-8000-0000000fan01";
+    const sub = "0190f3a0-0000-7000-8000-00000000aaaa";
+    const started = new Date().toISOString();
+    fakeApi({
+      "GET /v1/auth/session": () => json(200, session),
+      "GET /v1/events": () => page([event({ event_id: id, status: "queued" })]),
+      "GET /v1/openapi.json": () => openapi([]),
+      [`GET /v1/events/${id}`]: () => json(200, event({ event_id: id, status: "queued" })),
+      [`GET /v1/events/${id}/status`]: () =>
+        json(200, {
+          event_id: id, status: "queued", retry_count: 1, last_retry_at: null, delivered_at: null, acknowledged_at: null,
+          attempts: [],
+          deliveries: [
+            { destination: "workflow", status: "delivered", retry_count: 0, delivered_at: started,
+              attempts: [{ started_at: started, duration_ms: 3, response_status: 200, error: null, response_body: "", destination: "workflow" }] },
+            { destination: sub, status: "pending", retry_count: 1, delivered_at: null,
+              attempts: [
+                { started_at: started, duration_ms: 5, response_status: 503, error: "http_503", response_body: "busy", destination: sub },
+                { started_at: started, duration_ms: 5, response_status: 502, error: "http_502", response_body: "", destination: sub },
+              ] },
+          ],
+        }),
+    });
+    renderPage(<EventsPage />, { route: "/events/:eventId?", path: `/events/${id}` });
+    const panel = within(await screen.findByRole("dialog"));
+    const rows = within(await panel.findByRole("list", { name: "Deliveries" }));
+    const workflow = rows.getByText("Workflow URL").closest("li")!;
+    expect(within(workflow).getByText("HTTP 200")).toBeInTheDocument();
+    const subscriptionRow = rows.getByText(sub).closest("li")!;
+    expect(within(subscriptionRow).getByText("pending")).toBeInTheDocument();
+    expect(within(subscriptionRow).getByText("HTTP 503")).toBeInTheDocument();
+    expect(within(subscriptionRow).getByText("HTTP 502")).toBeInTheDocument();
+    expect(within(subscriptionRow).getByText("1 retries")).toBeInTheDocument();
+  });
 });

@@ -22,6 +22,7 @@ const SCOPE_HELP: Record<Scope, string> = {
   "events:read": "Read the inbox and events, acknowledge",
   "keys:manage": "Manage keys, read the audit log, use this dashboard",
   "event_types:manage": "Register, change and remove event-type schemas",
+  "subscriptions:manage": "Create, change and delete subscriptions (REST Hooks)",
 };
 
 export function CreateKeyDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (open: boolean) => void }) {
