@@ -61,9 +61,11 @@ async def test_revoke_from_another_process_is_seen_within_a_second(
 
 
 async def test_expired_key_is_refused_like_an_unknown_one(app: FastAPI, client: httpx.AsyncClient) -> None:
-    key = await new_key(app, expires_us=now_us() + 300_000)
+    # Two seconds of life: enough for the first request on a loaded CI machine (300 ms was not).
+    expires_us = now_us() + 2_000_000
+    key = await new_key(app, expires_us=expires_us)
     assert (await client.get("/v1/inbox", headers={"X-API-Key": key})).status_code == 200
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(max(0.0, (expires_us - now_us()) / 1_000_000) + 0.1)
     error = assert_error(await client.get("/v1/inbox", headers={"X-API-Key": key}), 401, "UNAUTHORIZED")
     unknown = assert_error(
         await client.get("/v1/inbox", headers={"X-API-Key": "tk_nope"}), 401, "UNAUTHORIZED"
