@@ -117,3 +117,61 @@ async def test_without_the_endpoint_no_spans_and_the_producers_traceparent_reach
     assert pushed[event_id]["traceparent"] == TRACEPARENT
     assert "traceparent" not in pushed[bad.json()["event_id"]]
     assert collector.requests == 0
+
+
+async def test_pushes_to_subscriptions_continue_the_producers_trace(
+    tmp_path: Path, receiver: Receiver, collector: Collector
+) -> None:
+    """Fan-out (issue 10): each destination's push is a ``delivery.push`` span of the producer's
+    trace, and carries its own ``traceparent``; with tracing off the producer's travels on as is."""
+    from tests.conftest import new_key
+
+    scopes = ("events:write", "events:read", "subscriptions:manage")
+    target = Receiver()
+    await target.start()
+    try:
+        for endpoint in (collector.url, None):
+            async with pushing_app(
+                tmp_path / str(endpoint is None),
+                receiver,
+                otel_exporter_otlp_endpoint=endpoint,
+                destination_allowlist="127.0.0.1/32",
+            ) as p:
+                auth = {"X-API-Key": await new_key(p.app, scopes=scopes)}
+                created = await p.client.post(
+                    "/v1/subscriptions", json={"target_url": target.url}, headers=auth
+                )
+                assert created.status_code == 201, created.text
+                response = await p.client.post(
+                    "/v1/events",
+                    json={"event_type": "order.created", "payload": {"n": 1}},
+                    headers={**auth, "traceparent": TRACEPARENT},
+                )
+                assert response.status_code == 201, response.text
+                event_id = response.json()["event_id"]
+                await p.wait_status(event_id, "delivered")
+            sub_push = [r for r in target.requests if r.event_id == event_id]
+            engine_push = [r for r in receiver.requests if r.event_id == event_id]
+            assert sub_push and engine_push
+            if endpoint is None:
+                assert sub_push[0].headers["traceparent"] == TRACEPARENT
+                assert engine_push[0].headers["traceparent"] == TRACEPARENT
+                continue
+            pushes = {
+                s.attributes["triggers.destination"]: s
+                for s in collector.spans
+                if s.name == "delivery.push" and s.attributes.get("triggers.event_id") == event_id
+            }
+            subscription = created.json()["subscription_id"]
+            assert set(pushes) == {"workflow", subscription}
+            for span in pushes.values():
+                assert span.trace_id == PRODUCER_TRACE and span.kind == CLIENT
+            assert (
+                sub_push[0].headers["traceparent"] == f"00-{PRODUCER_TRACE}-{pushes[subscription].span_id}-01"
+            )
+            assert (
+                engine_push[0].headers["traceparent"]
+                == f"00-{PRODUCER_TRACE}-{pushes['workflow'].span_id}-01"
+            )
+    finally:
+        await target.stop()

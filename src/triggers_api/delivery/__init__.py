@@ -55,6 +55,7 @@ def install(app: FastAPI, services: Services) -> None:
             metrics=extras.get("metrics"),
             guard=extras.get("destination_guard"),
             on_dead_letter=hub.notify_user if hub is not None else None,
+            tracing=extras.get("tracing"),
         )
         extras["fanout_worker"] = fanout
         extras["fanout_wake"] = fanout.wake

@@ -53,6 +53,7 @@ from triggers_api.storage.base import (
     now_us,
 )
 from triggers_api.subscriptions.guard import DestinationGuard
+from triggers_api.tracing import Tracing, traceparent_of_metadata
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +72,10 @@ class FanoutWorker:
         guard: DestinationGuard | None = None,
         worker_id: str | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.storage = storage
+        self.tracing = tracing
         self.settings = settings
         self.metrics = metrics
         self.guard = guard or DestinationGuard.from_settings(settings)
@@ -285,7 +288,7 @@ class FanoutWorker:
                 return
             started = now_us()
             try:
-                result = await dest.pusher.push(claim.event)
+                result = await self._push(dest, claim)
             except asyncio.CancelledError:
                 dest.breaker.release_probe()
                 raise
@@ -300,6 +303,26 @@ class FanoutWorker:
         if result.retry_after is not None:
             dest.hold_for(result.retry_after)  # Retry-After holds this destination back, no other
         await self._record(dest, claim, result, started)
+
+    async def _push(self, dest: Destination, claim: FanoutClaim) -> PushResult:
+        """One push; the producer's stored ``traceparent`` travels on (continued by a
+        ``delivery.push`` span when tracing is on), to every destination as to the workflow."""
+        stored = traceparent_of_metadata(claim.event.metadata)
+        if self.tracing is None:
+            return await dest.pusher.push(claim.event, stored)
+        with self.tracing.span_from(
+            "delivery.push",
+            stored,
+            **{
+                "triggers.event_id": claim.event.event_id,
+                "triggers.attempt": claim.attempts + 1,
+                "triggers.destination": self.labels.of(claim.destination),
+            },
+        ) as span:
+            result = await dest.pusher.push(claim.event, self.tracing.current_traceparent())
+            if result.status is not None:
+                span.set_attribute("http.response.status_code", result.status)
+            return result
 
     async def _record(self, dest: Destination, claim: FanoutClaim, result: PushResult, started: int) -> None:
         event = claim.event

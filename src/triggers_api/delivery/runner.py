@@ -47,7 +47,7 @@ async def run_worker(
             if settings.workflow_url
             else None
         )
-        fanout = FanoutWorker(storage, settings, metrics=metrics)
+        fanout = FanoutWorker(storage, settings, metrics=metrics, tracing=tracing)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
