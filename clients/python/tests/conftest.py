@@ -121,8 +121,9 @@ def make_server(directory: Path, **extra_env: str) -> Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the session; tests keep apart by using their own event types."""
-    live = make_server(tmp_path_factory.mktemp("server"))
+    """One server for the session; tests keep apart by using their own event types. Loopback
+    subscription targets are allowed (the receiver fixture is one); other private ones are not."""
+    live = make_server(tmp_path_factory.mktemp("server"), TRIGGERS_DESTINATION_ALLOWLIST="127.0.0.1/32")
     yield live
     live.stop()
 

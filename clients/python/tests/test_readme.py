@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from conftest import WEBHOOK_SECRET, Server
+from conftest import WEBHOOK_SECRET, Receiver, Server
 from triggers_client import TriggersClient
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -31,14 +31,14 @@ def examples(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setenv("TRIGGERS_BASE_URL", server.url)
     monkeypatch.setenv("TRIGGERS_API_KEY", server.api_key)
     found = client_examples()
-    assert len(found) == 3, "producer, consumer, receiver"
+    assert len(found) == 5, "producer, consumer, receiver, subscription, event type"
     return found
 
 
 def test_producer_then_consumer_examples(
     examples: list[str], server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    producer, consumer, _ = examples
+    producer, consumer = examples[:2]
     exec(compile(producer, "README producer", "exec"), {})
     produced = capsys.readouterr().out
     assert "received" in produced and "3 stored" in produced
@@ -75,3 +75,18 @@ def test_receiver_example(examples: list[str], monkeypatch: pytest.MonkeyPatch) 
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(now), "webhook-signature": signature}
     assert handle_push(body, headers) == 200  # type: ignore[operator]
     assert handle_push(body.replace(b"42", b"43"), headers) == 400  # type: ignore[operator]
+
+
+def test_subscription_and_event_type_examples(
+    examples: list[str], receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subscription = examples[3].replace("https://hooks.example.com/orders", receiver.url)
+    exec(compile(subscription, "README subscription", "exec"), {})
+    sub_id, status, secret = capsys.readouterr().out.split()
+    assert status == "active" and secret.startswith("whsec_")
+    exec(compile(examples[4], "README event type", "exec"), {})
+    assert capsys.readouterr().out.splitlines()[1] == "False ['/payload/order_id']"
+    with TriggersClient() as client:
+        assert client.subscriptions.get(sub_id).status == "paused"
+        client.subscriptions.delete(sub_id)
+        client.event_types.delete("order.refunded")

@@ -16,12 +16,16 @@ from triggers_client._errors import APIConnectionError
 from triggers_client._resources import (
     AsyncAuditLogs,
     AsyncEvents,
+    AsyncEventTypes,
     AsyncInbox,
     AsyncKeys,
+    AsyncSubscriptions,
     AuditLogs,
     Events,
+    EventTypes,
     Inbox,
     Keys,
+    Subscriptions,
 )
 
 T = TypeVar("T")
@@ -30,7 +34,8 @@ MAX_RECONNECT_DELAY = 5.0
 
 
 class TriggersClient:
-    """The Triggers API over HTTP: ``events``, ``inbox``, ``keys``, ``audit_logs``.
+    """The Triggers API over HTTP: ``events``, ``inbox``, ``keys``, ``audit_logs``, ``subscriptions``,
+    ``event_types``.
 
     Retries connection errors, 408, 429 (honouring ``Retry-After``) and 5xx with exponential
     backoff and jitter, up to ``max_retries`` times, for requests that are safe to repeat (GET,
@@ -58,6 +63,8 @@ class TriggersClient:
         self.inbox = Inbox(self)
         self.keys = Keys(self)
         self.audit_logs = AuditLogs(self)
+        self.subscriptions = Subscriptions(self)
+        self.event_types = EventTypes(self)
 
     @property
     def base_url(self) -> str:
@@ -163,6 +170,8 @@ class AsyncTriggersClient:
         self.inbox = AsyncInbox(self)
         self.keys = AsyncKeys(self)
         self.audit_logs = AsyncAuditLogs(self)
+        self.subscriptions = AsyncSubscriptions(self)
+        self.event_types = AsyncEventTypes(self)
 
     @property
     def base_url(self) -> str:

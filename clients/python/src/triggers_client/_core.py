@@ -30,10 +30,17 @@ from triggers_client._models import (
     BatchResult,
     CreatedApiKey,
     CreatedEvent,
+    CreatedSubscription,
     Event,
     EventPage,
     EventStatus,
+    EventType,
+    EventTypeVersion,
+    InferredSchema,
     ReplayAccepted,
+    Subscription,
+    SubscriptionTest,
+    ValidationResult,
     format_time,
 )
 
@@ -381,6 +388,178 @@ def list_audit_logs(
     params = {"event_id": event_id, "action": action, "limit": limit, "offset": cursor}
     return Call(
         "GET", "/v1/audit-logs", lambda r: AuditPage.from_json(r.json()), params=params, retry_safe=True
+    )
+
+
+# -- subscriptions -------------------------------------------------------------------------------
+def _subscription_path(subscription_id: str, action: str = "") -> str:
+    return f"/v1/subscriptions/{_path_id(subscription_id)}{action}"
+
+
+def create_subscription(
+    target_url: str,
+    event_types: Sequence[str] | None,
+    filter: Mapping[str, Any] | None,
+    description: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> Call[CreatedSubscription]:
+    """Not retried: a repeat would subscribe twice (the API takes no idempotency key here)."""
+    body: dict[str, Any] = {"target_url": target_url}
+    if event_types is not None:
+        body["event_types"] = list(event_types)
+    if filter is not None:
+        body["filter"] = dict(filter)
+    if description is not None:
+        body["description"] = description
+    if metadata is not None:
+        body["metadata"] = dict(metadata)
+    return Call("POST", "/v1/subscriptions", lambda r: CreatedSubscription.from_json(r.json()), json=body)
+
+
+def list_subscriptions() -> Call[list[Subscription]]:
+    return Call(
+        "GET",
+        "/v1/subscriptions",
+        lambda r: [Subscription.from_json(s) for s in r.json()["subscriptions"]],
+        retry_safe=True,
+    )
+
+
+def get_subscription(subscription_id: str) -> Call[Subscription]:
+    return Call(
+        "GET",
+        _subscription_path(subscription_id),
+        lambda r: Subscription.from_json(r.json()),
+        retry_safe=True,
+    )
+
+
+def update_subscription(
+    subscription_id: str,
+    target_url: str | None,
+    event_types: Sequence[str] | None,
+    filter: Mapping[str, Any] | None,
+    clear_filter: bool,
+    description: str | None,
+    status: str | None,
+) -> Call[Subscription]:
+    """Only the fields given are sent; ``clear_filter`` sends ``"filter": null`` (match all).
+    Setting fields is idempotent, so a retry is safe."""
+    body: dict[str, Any] = {}
+    if target_url is not None:
+        body["target_url"] = target_url
+    if event_types is not None:
+        body["event_types"] = list(event_types)
+    if clear_filter:
+        body["filter"] = None
+    elif filter is not None:
+        body["filter"] = dict(filter)
+    if description is not None:
+        body["description"] = description
+    if status is not None:
+        body["status"] = status
+    return Call(
+        "PATCH",
+        _subscription_path(subscription_id),
+        lambda r: Subscription.from_json(r.json()),
+        json=body,
+        retry_safe=True,
+    )
+
+
+def delete_subscription(subscription_id: str) -> Call[None]:
+    return Call("DELETE", _subscription_path(subscription_id), _none, retry_safe=True)
+
+
+def rotate_subscription_secret(subscription_id: str) -> Call[str]:
+    """Not retried: each call makes a new secret (the old one keeps signing for 24 h)."""
+    return Call(
+        "POST",
+        _subscription_path(subscription_id, "/rotate-secret"),
+        lambda r: str(r.json()["signing_secret"]),
+    )
+
+
+def send_subscription_test(subscription_id: str) -> Call[SubscriptionTest]:
+    def parse(r: httpx.Response) -> SubscriptionTest:
+        body = r.json()
+        return SubscriptionTest(body["event_id"], body.get("message", ""))
+
+    return Call("POST", _subscription_path(subscription_id, "/test"), parse)
+
+
+# -- event types ----------------------------------------------------------------------------------
+def _event_type_path(event_type: str, action: str = "") -> str:
+    return f"/v1/event-types/{_path_id(event_type)}{action}"
+
+
+def put_event_type(
+    event_type: str, schema: Mapping[str, Any], mode: str | None, description: str | None
+) -> Call[EventType]:
+    """A PUT of the same schema is idempotent (no new version), so it is safe to retry."""
+    body: dict[str, Any] = {"schema": dict(schema)}
+    if mode is not None:
+        body["mode"] = mode
+    if description is not None:
+        body["description"] = description
+    return Call(
+        "PUT",
+        _event_type_path(event_type),
+        lambda r: EventType.from_json(r.json()),
+        json=body,
+        retry_safe=True,
+    )
+
+
+def list_event_types() -> Call[list[EventType]]:
+    return Call(
+        "GET",
+        "/v1/event-types",
+        lambda r: [EventType.from_json(t) for t in r.json()["event_types"]],
+        retry_safe=True,
+    )
+
+
+def get_event_type(event_type: str) -> Call[EventType]:
+    return Call("GET", _event_type_path(event_type), lambda r: EventType.from_json(r.json()), retry_safe=True)
+
+
+def event_type_versions(event_type: str) -> Call[list[EventTypeVersion]]:
+    return Call(
+        "GET",
+        _event_type_path(event_type, "/versions"),
+        lambda r: [EventTypeVersion.from_json(v) for v in r.json()["versions"]],
+        retry_safe=True,
+    )
+
+
+def delete_event_type(event_type: str) -> Call[None]:
+    return Call("DELETE", _event_type_path(event_type), _none, retry_safe=True)
+
+
+def infer_event_type(event_type: str) -> Call[InferredSchema]:
+    """Reads only: safe to retry."""
+
+    def parse(r: httpx.Response) -> InferredSchema:
+        body = r.json()
+        return InferredSchema(body["schema"], int(body["sample_size"]))
+
+    return Call("POST", _event_type_path(event_type, "/infer"), parse, retry_safe=True)
+
+
+def validate_payload(
+    event_type: str, payload: Mapping[str, Any], schema: Mapping[str, Any] | None
+) -> Call[ValidationResult]:
+    """A dry run that stores nothing: safe to retry."""
+    body: dict[str, Any] = {"payload": dict(payload)}
+    if schema is not None:
+        body["schema"] = dict(schema)
+    return Call(
+        "POST",
+        _event_type_path(event_type, "/validate"),
+        lambda r: ValidationResult.from_json(r.json()),
+        json=body,
+        retry_safe=True,
     )
 
 

@@ -306,3 +306,141 @@ class AuditPage:
             next_cursor=pagination.get("offset"),
             limit=int(pagination.get("limit", 0)),
         )
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A REST Hook: events of ``event_types`` (empty: all) matching ``filter`` are POSTed to
+    ``target_url``. ``health`` (attempts in the last 24 h, circuit state) is in get and list only."""
+
+    subscription_id: str
+    target_url: str
+    event_types: list[str]
+    filter: dict[str, Any] | None
+    description: str
+    metadata: dict[str, Any]
+    status: str  # "active", "paused" or "disabled"
+    created_at: datetime
+    updated_at: datetime
+    disabled_reason: str | None = None
+    last_success_at: datetime | None = None
+    failing_since: datetime | None = None
+    health: dict[str, Any] | None = None
+    raw: JSON = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Subscription:
+        return cls(**_subscription_fields(data))
+
+
+@dataclass(frozen=True)
+class CreatedSubscription(Subscription):
+    signing_secret: str = field(default="", repr=False)  # whsec_...: in this answer only
+
+    @classmethod
+    def from_json(cls, data: JSON) -> CreatedSubscription:
+        return cls(**_subscription_fields(data), signing_secret=data["signing_secret"])
+
+
+def _subscription_fields(data: JSON) -> dict[str, Any]:
+    return {
+        "subscription_id": data["subscription_id"],
+        "target_url": data["target_url"],
+        "event_types": list(data.get("event_types") or []),
+        "filter": data.get("filter"),
+        "description": data.get("description", ""),
+        "metadata": data.get("metadata") or {},
+        "status": data["status"],
+        "created_at": _time(data["created_at"]),
+        "updated_at": _time(data["updated_at"]),
+        "disabled_reason": data.get("disabled_reason"),
+        "last_success_at": parse_time(data.get("last_success_at")),
+        "failing_since": parse_time(data.get("failing_since")),
+        "health": data.get("health"),
+        "raw": data,
+    }
+
+
+@dataclass(frozen=True)
+class SubscriptionTest:
+    """The ``triggers.test`` event queued for one subscription only."""
+
+    event_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A type's registered JSON Schema (``schema`` None when only seen, never registered) and its
+    activity (``events_last_24h``, ``last_seen_at``: zero/None in the answer to ``put``)."""
+
+    event_type: str
+    version: int | None
+    schema: dict[str, Any] | None
+    mode: str | None  # "enforce", "warn" or "off"
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    events_last_24h: int = 0
+    last_seen_at: datetime | None = None
+    raw: JSON = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JSON) -> EventType:
+        version = data.get("version")
+        return cls(
+            event_type=data["event_type"],
+            version=None if version is None else int(version),
+            schema=data.get("schema"),
+            mode=data.get("mode"),
+            description=data.get("description"),
+            created_at=parse_time(data.get("created_at")),
+            updated_at=parse_time(data.get("updated_at")),
+            events_last_24h=int(data.get("events_last_24h") or 0),
+            last_seen_at=parse_time(data.get("last_seen_at")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class EventTypeVersion:
+    version: int
+    schema: dict[str, Any]
+    mode: str
+    created_at: datetime
+
+    @classmethod
+    def from_json(cls, data: JSON) -> EventTypeVersion:
+        return cls(int(data["version"]), data["schema"], data["mode"], _time(data["created_at"]))
+
+
+@dataclass(frozen=True)
+class InferredSchema:
+    """A schema inferred from the most recent events of a type (``sample_size`` of them)."""
+
+    schema: dict[str, Any]
+    sample_size: int
+
+
+@dataclass(frozen=True)
+class SchemaViolation:
+    path: str  # JSON Pointer into the event, e.g. /payload/amount
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """A dry run's verdict; ``version`` is the registered version checked (None for a draft)."""
+
+    valid: bool
+    errors: list[SchemaViolation]
+    version: int | None = None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> ValidationResult:
+        version = data.get("version")
+        return cls(
+            valid=bool(data["valid"]),
+            errors=[SchemaViolation(e["path"], e["message"]) for e in data.get("errors") or []],
+            version=None if version is None else int(version),
+        )

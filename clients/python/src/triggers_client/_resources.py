@@ -1,13 +1,13 @@
 """The resources of each client. Every method is one :class:`~triggers_client._core.Call` builder
 sent by the client, so the sync and async classes stay line-for-line the same.
 
-To add a resource (e.g. ``subscriptions`` or ``event_types`` when the server has them): write its
-``Call`` builders in ``_core.py``, a sync and an async class here, and attach both in
-``_client.py``.
+To add a resource: write its ``Call`` builders in ``_core.py``, a sync and an async class here,
+and attach both in ``_client.py``.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +21,17 @@ from triggers_client._models import (
     BatchResult,
     CreatedApiKey,
     CreatedEvent,
+    CreatedSubscription,
     Event,
     EventPage,
     EventStatus,
+    EventType,
+    EventTypeVersion,
+    InferredSchema,
     ReplayAccepted,
+    Subscription,
+    SubscriptionTest,
+    ValidationResult,
 )
 
 if TYPE_CHECKING:
@@ -350,3 +357,174 @@ class AsyncAuditLogs(_Async):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+
+# -- subscriptions --------------------------------------------------------------------------------
+class Subscriptions(_Sync):
+    def create(
+        self,
+        target_url: str,
+        event_types: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CreatedSubscription:
+        """Subscribe ``target_url`` to ``event_types`` (exact, or ``order.*``; none: every type);
+        ``signing_secret`` is in this answer only. :class:`TriggersError` with code
+        ``DESTINATION_NOT_ALLOWED`` when the server refuses the target (private address, ...)."""
+        return self._client._call(
+            _core.create_subscription(target_url, event_types, filter, description, metadata)
+        )
+
+    def list(self) -> list[Subscription]:
+        return self._client._call(_core.list_subscriptions())
+
+    def get(self, subscription_id: str) -> Subscription:
+        return self._client._call(_core.get_subscription(subscription_id))
+
+    def update(
+        self,
+        subscription_id: str,
+        *,
+        target_url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        clear_filter: bool = False,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> Subscription:
+        """Change only the fields given; ``status`` "paused" or "active" (which re-enables a
+        disabled one); ``clear_filter=True`` removes the filter."""
+        return self._client._call(
+            _core.update_subscription(
+                subscription_id, target_url, event_types, filter, clear_filter, description, status
+            )
+        )
+
+    def delete(self, subscription_id: str) -> None:
+        """Unsubscribe; pending deliveries to it are cancelled."""
+        self._client._call(_core.delete_subscription(subscription_id))
+
+    def rotate_secret(self, subscription_id: str) -> str:
+        """The new signing secret; the old one keeps signing alongside it for 24 h."""
+        return self._client._call(_core.rotate_subscription_secret(subscription_id))
+
+    def test(self, subscription_id: str) -> SubscriptionTest:
+        """Queue a ``triggers.test`` event for this subscription only."""
+        return self._client._call(_core.send_subscription_test(subscription_id))
+
+
+class AsyncSubscriptions(_Async):
+    async def create(
+        self,
+        target_url: str,
+        event_types: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CreatedSubscription:
+        return await self._client._call(
+            _core.create_subscription(target_url, event_types, filter, description, metadata)
+        )
+
+    async def list(self) -> list[Subscription]:
+        return await self._client._call(_core.list_subscriptions())
+
+    async def get(self, subscription_id: str) -> Subscription:
+        return await self._client._call(_core.get_subscription(subscription_id))
+
+    async def update(
+        self,
+        subscription_id: str,
+        *,
+        target_url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        clear_filter: bool = False,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> Subscription:
+        return await self._client._call(
+            _core.update_subscription(
+                subscription_id, target_url, event_types, filter, clear_filter, description, status
+            )
+        )
+
+    async def delete(self, subscription_id: str) -> None:
+        await self._client._call(_core.delete_subscription(subscription_id))
+
+    async def rotate_secret(self, subscription_id: str) -> str:
+        return await self._client._call(_core.rotate_subscription_secret(subscription_id))
+
+    async def test(self, subscription_id: str) -> SubscriptionTest:
+        return await self._client._call(_core.send_subscription_test(subscription_id))
+
+
+# -- event types ----------------------------------------------------------------------------------
+class EventTypes(_Sync):
+    def put(
+        self,
+        event_type: str,
+        schema: Mapping[str, Any],
+        mode: str | None = None,
+        description: str | None = None,
+    ) -> EventType:
+        """Register or update the type's JSON Schema; ``mode`` "enforce" (the server's default),
+        "warn" or "off". An invalid schema raises :class:`ValidationError`."""
+        return self._client._call(_core.put_event_type(event_type, schema, mode, description))
+
+    def list(self) -> list[EventType]:
+        """Registered types, and types sent in the last 30 days without a schema."""
+        return self._client._call(_core.list_event_types())
+
+    def get(self, event_type: str) -> EventType:
+        return self._client._call(_core.get_event_type(event_type))
+
+    def versions(self, event_type: str) -> builtins.list[EventTypeVersion]:
+        """Every schema version the type had, oldest first."""
+        return self._client._call(_core.event_type_versions(event_type))
+
+    def delete(self, event_type: str) -> None:
+        """Unregister the type: validation stops (versions and audit records are kept)."""
+        self._client._call(_core.delete_event_type(event_type))
+
+    def infer(self, event_type: str) -> InferredSchema:
+        """A schema inferred from your most recent events of the type."""
+        return self._client._call(_core.infer_event_type(event_type))
+
+    def validate(
+        self, event_type: str, payload: Mapping[str, Any], schema: Mapping[str, Any] | None = None
+    ) -> ValidationResult:
+        """Dry run against the registered schema (or ``schema``, a draft); stores nothing."""
+        return self._client._call(_core.validate_payload(event_type, payload, schema))
+
+
+class AsyncEventTypes(_Async):
+    async def put(
+        self,
+        event_type: str,
+        schema: Mapping[str, Any],
+        mode: str | None = None,
+        description: str | None = None,
+    ) -> EventType:
+        return await self._client._call(_core.put_event_type(event_type, schema, mode, description))
+
+    async def list(self) -> list[EventType]:
+        return await self._client._call(_core.list_event_types())
+
+    async def get(self, event_type: str) -> EventType:
+        return await self._client._call(_core.get_event_type(event_type))
+
+    async def versions(self, event_type: str) -> builtins.list[EventTypeVersion]:
+        return await self._client._call(_core.event_type_versions(event_type))
+
+    async def delete(self, event_type: str) -> None:
+        await self._client._call(_core.delete_event_type(event_type))
+
+    async def infer(self, event_type: str) -> InferredSchema:
+        return await self._client._call(_core.infer_event_type(event_type))
+
+    async def validate(
+        self, event_type: str, payload: Mapping[str, Any], schema: Mapping[str, Any] | None = None
+    ) -> ValidationResult:
+        return await self._client._call(_core.validate_payload(event_type, payload, schema))
