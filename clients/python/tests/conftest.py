@@ -265,7 +265,7 @@ class FlakyProxy:
                 except (OSError, httpx.HTTPError):
                     pass  # cut, or the client went away
 
-            do_GET = do_POST = do_DELETE = _handle
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

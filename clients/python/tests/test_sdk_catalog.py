@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from conftest import Receiver, Server
+from conftest import FlakyProxy, Receiver, Server
 from triggers_client import (
+    APIError,
     AsyncTriggersClient,
     CreatedSubscription,
     EventType,
@@ -105,6 +106,29 @@ def test_subscription_errors(server: Server, receiver: Receiver) -> None:
             client.subscriptions.create("http://10.1.2.3:8080/hook")
         assert (refused.value.status, refused.value.code) == (400, "DESTINATION_NOT_ALLOWED")
         assert "http://10.1.2.3:8080/hook" not in [s.target_url for s in client.subscriptions.list()]
+
+
+def test_retries_repeat_only_what_is_safe_to_repeat(
+    proxy: FlakyProxy, server: Server, receiver: Receiver, event_type: str
+) -> None:
+    with TriggersClient(base_url=proxy.url, api_key=server.api_key, retry_backoff=0.01) as client:
+        proxy.fail_next(1)  # a PUT of a schema is idempotent: retried, one version stored
+        assert client.event_types.put(event_type, SCHEMA).version == 1
+        assert proxy.count == 2
+        assert [v.version for v in client.event_types.versions(event_type)] == [1]
+        created = client.subscriptions.create(receiver.url, event_types=[event_type])
+        proxy.fail_next(1)  # PATCH sets fields: retried
+        assert client.subscriptions.update(created.subscription_id, status="paused").status == "paused"
+        assert proxy.count == 2
+        for call in (
+            lambda: client.subscriptions.create(receiver.url),  # would subscribe twice
+            lambda: client.subscriptions.rotate_secret(created.subscription_id),  # would rotate twice
+        ):
+            proxy.fail_next(1)
+            with pytest.raises(APIError):
+                call()
+            assert proxy.count == 1
+        client.subscriptions.delete(created.subscription_id)
 
 
 def test_event_types_every_method(server: Server, event_type: str) -> None:
