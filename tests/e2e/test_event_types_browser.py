@@ -17,7 +17,7 @@ CHROMIUM = Path(os.environ.get("TRIGGERS_TEST_CHROMIUM", "/usr/bin/chromium"))
 
 
 def test_event_types_page_in_a_real_browser(tmp_path: Path) -> None:
-    node, _ = _requirements()
+    node, _ = _requirements(tmp_path)
     shots = tmp_path / "screenshots"
     server = start_server(tmp_path)
     assert server.api_key, "the service printed no bootstrap key"

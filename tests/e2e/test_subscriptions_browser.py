@@ -60,7 +60,7 @@ def engine() -> Iterator[str]:
 
 
 def test_subscriptions_page_in_a_real_browser(tmp_path: Path, target: str, engine: str) -> None:
-    node, _ = _requirements()
+    node, _ = _requirements(tmp_path)
     shots = Path(os.environ.get("TRIGGERS_SCREENSHOT_DIR", tmp_path / "shots"))
     server = start_server(
         tmp_path,

@@ -1,4 +1,4 @@
-import { Activity, BookOpen, FileJson, KeyRound, LayoutDashboard, type LucideIcon } from "lucide-react";
+import { Activity, BookOpen, FileJson, KeyRound, LayoutDashboard, type LucideIcon, Webhook } from "lucide-react";
 
 export interface NavEntry {
   to: string;
@@ -17,5 +17,6 @@ export const NAV: NavEntry[] = [
   { to: "/events", label: "Events", icon: Activity },
   { to: "/event-types", label: "Event types", icon: FileJson },
   { to: "/keys", label: "API keys", icon: KeyRound },
+  { to: "/subscriptions", label: "Subscriptions", icon: Webhook },
   { to: "/docs", label: "Docs", icon: BookOpen },
 ];
