@@ -282,6 +282,9 @@ class FanoutWorker:
 
     # -- one push -----------------------------------------------------------------------------------
     async def _deliver(self, dest: Destination, claim: FanoutClaim) -> None:
+        """One push and its recorded outcome. The slot stays taken until the outcome commits, so
+        what a killed worker pushed but never recorded (and what is pushed again once its lease
+        expires) is at most its concurrency per destination: at-least-once, bounded."""
         try:
             if not dest.breaker.before_request():
                 await self._release([claim], now_us() + int(dest.breaker.reopens_in() * 1_000_000))
@@ -292,17 +295,17 @@ class FanoutWorker:
             except asyncio.CancelledError:
                 dest.breaker.release_probe()
                 raise
+            if result.engine_failure:
+                dest.breaker.record_failure()
+            else:
+                dest.breaker.record_success()
+            if result.retry_after is not None:
+                dest.hold_for(result.retry_after)  # Retry-After holds this destination back, no other
+            await self._record(dest, claim, result, started)
         finally:
             dest.pushing -= 1
-            if self._claiming:  # the slot is free while this outcome commits (as in worker.py)
+            if self._claiming:
                 self._start_pushes()
-        if result.engine_failure:
-            dest.breaker.record_failure()
-        else:
-            dest.breaker.record_success()
-        if result.retry_after is not None:
-            dest.hold_for(result.retry_after)  # Retry-After holds this destination back, no other
-        await self._record(dest, claim, result, started)
 
     async def _push(self, dest: Destination, claim: FanoutClaim) -> PushResult:
         """One push; the producer's stored ``traceparent`` travels on (continued by a
