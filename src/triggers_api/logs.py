@@ -58,8 +58,16 @@ class _Clock:
         return event
 
 
+#: Set by :func:`configure_logging`. The processor is always in the chain and reads this flag at
+#: call time, because loggers cached on first use keep the chain they were built with: a logger
+#: first used before tracing was switched on must still add the ids afterwards.
+_trace_ids = False
+
+
 def add_trace_ids(_logger: object, _name: str, event: EventDict) -> EventDict:
-    """``trace_id``/``span_id`` of the current OpenTelemetry span (installed only with tracing on)."""
+    """``trace_id``/``span_id`` of the current OpenTelemetry span (with tracing on)."""
+    if not _trace_ids:
+        return event
     from opentelemetry import trace
 
     context = trace.get_current_span().get_span_context()
@@ -91,8 +99,9 @@ def configure_logging(level: str = "INFO", log_format: str = "auto", tracing: bo
         structlog.processors.add_log_level,
         _Clock(),
     ]
-    if tracing:
-        processors.append(add_trace_ids)
+    global _trace_ids
+    _trace_ids = tracing
+    processors.append(add_trace_ids)
     processors += [structlog.processors.format_exc_info, renderer] if json else [renderer]
     structlog.configure(
         processors=processors,
