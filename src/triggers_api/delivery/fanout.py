@@ -60,6 +60,12 @@ log = structlog.get_logger(__name__)
 CLAIM_BATCH = 64  # deliveries per claim at most
 REFRESH_SECONDS = 2.0  # how often known subscriptions are re-read (target, secret, status)
 DISABLE_CHECK_SECONDS = 30.0
+#: Wake-ups for stored events (and other processes' notifications) at most this often: the first
+#: after a quiet spell wakes the worker at once, the rest within the window coalesce into one at
+#: its end. Without it every ingest request cost the idle worker a claim (a write queued behind
+#: the ingest group commits) and a due-time read even when nobody has a subscription: 8-12 % of
+#: single-event ingest throughput (docs/benchmarks.md, "The verdict").
+STORED_WAKE_INTERVAL = 0.02
 
 
 class FanoutWorker:
@@ -96,11 +102,13 @@ class FanoutWorker:
         self._tokens = itertools.count(1)
         self._refreshed = 0.0
         self._disable_checked = 0.0
+        self._next_stored_wake = 0.0  # time.monotonic() before which stored events only schedule a wake
+        self._stored_wake_pending = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         self._claiming = True
-        self.storage.listen_for_events(lambda _users: self._wake.set())
+        self.storage.listen_for_events(lambda _users: self._wake_for_stored())
         self._task = asyncio.create_task(self._run(), name=f"fanout-worker-{self.worker_id}")
         log.info("fanout_worker_started", worker_id=self.worker_id)
 
@@ -136,6 +144,21 @@ class FanoutWorker:
         self._wake.set()
 
     def on_stored(self, records: Sequence[EventRecord]) -> None:
+        self._wake_for_stored()
+
+    def _wake_for_stored(self) -> None:
+        """Wake for new events, at most once per STORED_WAKE_INTERVAL (see there)."""
+        clock = time.monotonic()
+        if clock >= self._next_stored_wake:
+            self._next_stored_wake = clock + STORED_WAKE_INTERVAL
+            self._wake.set()
+        elif not self._stored_wake_pending:
+            self._stored_wake_pending = True
+            asyncio.get_running_loop().call_later(self._next_stored_wake - clock, self._stored_wake_due)
+
+    def _stored_wake_due(self) -> None:
+        self._stored_wake_pending = False
+        self._next_stored_wake = time.monotonic() + STORED_WAKE_INTERVAL
         self._wake.set()
 
     def circuit_of(self, destination: str) -> dict[str, object] | None:
