@@ -487,7 +487,7 @@ def measure_fanout(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
         _seed_fanout(env, receiver.url, events)
         worker_env = {
             **env,
-            "TRIGGERS_WORKFLOW_URL": f"{receiver.url}/workflow",  # the worker command needs one
+            "TRIGGERS_WORKFLOW_URL": f"{receiver.url}/hook/workflow",  # the worker command needs one
             "TRIGGERS_DESTINATION_ALLOW_PRIVATE": "true",
             "TRIGGERS_LOG_LEVEL": "WARNING",
         }
@@ -512,6 +512,9 @@ def measure_fanout(runner: Runner, env: dict[str, str], workdir: Path) -> Cell:
             last = (time.monotonic(), _pending(env, user="bench-fanout"))
             if last[1] == 0:
                 return f"not measured: the {pending0:,} pending events were all delivered before the window closed"
+            dead = _depths(env, user="bench-fanout")[1]
+            if dead:  # a receiver that refuses pushes measures dead-lettering, not delivery
+                return f"failed: {dead:,} events dead-lettered (the receiver refused their pushes)"
             return LoadResult(
                 requests=pending0 - last[1],
                 seconds=last[0] - start,
@@ -547,7 +550,7 @@ def _seed_fanout(env: dict[str, str], receiver_url: str, events: int) -> None:
         await storage.open()
         try:
             for n in range(FANOUT_DESTINATIONS):
-                sub = new_subscription("bench-fanout", f"{receiver_url}/sub{n}", [], None, "bench", {})
+                sub = new_subscription("bench-fanout", f"{receiver_url}/hook/sub{n}", [], None, "bench", {})
                 await storage.insert_subscription(sub, None)
             payload = orjson.dumps(EVENT["payload"])
             for start in range(0, events, 500):
@@ -631,15 +634,21 @@ def measure_delivery(runner: Runner, env: dict[str, str], workdir: Path) -> Cell
 
 def _pending(env: dict[str, str], user: str | None = None) -> int:
     """Events waiting for a push, through the storage protocol (either backend)."""
+    return _depths(env, user)[0]
+
+
+def _depths(env: dict[str, str], user: str | None = None) -> tuple[int, int]:
+    """(pending, dead letters), through the storage protocol (either backend)."""
     from triggers_api.config import Settings
     from triggers_api.storage import build_storage
 
-    async def count() -> int:
+    async def count() -> tuple[int, int]:
         settings = Settings.model_validate({k.removeprefix("TRIGGERS_").lower(): v for k, v in env.items()})
         storage = build_storage(settings)
         await storage.open()
         try:
-            return int((await storage.delivery_depths(user)).pending)
+            depths = await storage.delivery_depths(user)
+            return int(depths.pending), int(depths.dead_letters)
         finally:
             await storage.close()
 

@@ -212,7 +212,7 @@ http {{
     location = /v1/inbox {{ alias {dir}/files/inbox.json; }}
     location /v1/events/ {{ return 204; }}
     location = /v1/health {{ return 200 '{{"status":"healthy"}}'; }}
-    location = /hook {{ return 200 '{{"ok":true}}'; }}  # the delivery receiver
+    location /hook {{ return 200 '{{"ok":true}}'; }}  # the delivery receiver (/hook, /hook/sub0 ...)
     location /_files/ {{ internal; alias {dir}/files/; }}
   }}
 }}
