@@ -796,7 +796,7 @@ def _run_postgres(runner: Runner, workdir: Path) -> TargetResult:
     if not url:
         return skipped("TRIGGERS_TEST_POSTGRES_URL is not set")
     if importlib.util.find_spec("triggers_api.storage.postgres") is None:
-        return skipped("no PostgreSQL backend (triggers_api/storage/postgres.py) in this build")
+        return skipped("no PostgreSQL backend (triggers_api/storage/postgres/) in this build")
     with postgres_schema(url) as schema:
         return run_service(runner, "ours-pg", service_env(workdir, url, schema), workdir)
 
