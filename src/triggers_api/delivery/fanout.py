@@ -37,7 +37,6 @@ from triggers_api.delivery.destinations import (
 )
 from triggers_api.delivery.push import PushResult, Verdict
 from triggers_api.delivery.schedule import RetrySchedule
-from triggers_api.delivery.worker import _Recorder
 from triggers_api.events.service import new_log_id
 from triggers_api.metrics import Metrics
 from triggers_api.storage.base import (
@@ -97,7 +96,6 @@ class FanoutWorker:
             self.destinations[WORKFLOW_DESTINATION] = self._workflow
         self._on_dead_letter = on_dead_letter
         self._tasks: dict[asyncio.Task[None], FanoutClaim] = {}
-        self._recorder = _Recorder(storage, storage.record_deliveries)
         self._wake = asyncio.Event()
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
@@ -136,7 +134,6 @@ class FanoutWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._recorder.drain()  # outcomes already decided are written before leases go back
         await self._release(unfinished, now_us())
         for d in self.destinations.values():
             await d.aclose()
@@ -395,9 +392,9 @@ class FanoutWorker:
                 request_id=f"worker:{self.worker_id}",
             )
         try:
-            # Outcomes decided in one loop turn share one record_deliveries call (one transaction
-            # on PostgreSQL, one writer hand-off on SQLite); the slot stays held until it commits.
-            applied = await self._recorder.record(AttemptRecord(attempt, claim.lease_token, next_at, audit))
+            (applied,) = await self.storage.record_deliveries(
+                [AttemptRecord(attempt, claim.lease_token, next_at, audit)]
+            )
         except Exception as exc:  # the lease will expire and the delivery be tried again
             log.error("fanout_record_failed", event_id=event.event_id, destination=dest.name, error=repr(exc))
             return

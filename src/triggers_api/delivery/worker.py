@@ -29,7 +29,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -74,14 +74,8 @@ class _Recorder:
     The write runs in its own task, so a push cancelled at shutdown never loses a decided outcome.
     """
 
-    def __init__(
-        self,
-        storage: Storage,
-        write: Callable[[Sequence[AttemptRecord]], Awaitable[list[bool]]] | None = None,
-    ) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        # ``Storage.record_attempts`` (the workflow worker) or ``record_deliveries`` (fan-out).
-        self._write_records = write or storage.record_attempts
         self._pending: list[tuple[AttemptRecord, asyncio.Future[bool]]] = []
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -102,7 +96,7 @@ class _Recorder:
 
     async def _write(self, batch: list[tuple[AttemptRecord, asyncio.Future[bool]]]) -> None:
         try:
-            applied = await self._write_records([record for record, _ in batch])
+            applied = await self.storage.record_attempts([record for record, _ in batch])
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

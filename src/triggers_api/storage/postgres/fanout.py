@@ -44,30 +44,63 @@ from triggers_api.storage.postgres.core import (
 )
 from triggers_api.storage.postgres.stream import _POSITION
 
-#: The claimable deliveries ($1 now, $2 excluded destinations); the due time is the last column.
-_FANOUT_CLAIMABLE = (
-    "SELECT d.next_attempt_us FROM deliveries d LEFT JOIN subscriptions s ON s.subscription_id = d.destination "
-    "WHERE d.status = 'pending' AND (d.lease_until_us IS NULL OR d.lease_until_us <= $1) "
-    "AND (d.destination = 'workflow' OR s.status = 'active') AND NOT (d.destination = ANY($2::text[]))"
+
+def _candidates(excluded: str) -> str:
+    """The destinations a claim may serve (``excluded``: the parameter holding the excluded ones):
+    those with pending deliveries, found by skipping through ix_deliveries_dest_due one
+    destination at a time (a seek each, however many rows each has), that are the workflow or an
+    active subscription."""
+    return f"""
+WITH RECURSIVE dests(dest) AS (
+    (SELECT destination FROM deliveries WHERE status = 'pending' ORDER BY destination LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.destination FROM deliveries d WHERE d.status = 'pending' AND d.destination > dests.dest
+            ORDER BY d.destination LIMIT 1)
+    FROM dests WHERE dests.dest IS NOT NULL
+),
+candidates AS (
+    SELECT dests.dest FROM dests LEFT JOIN subscriptions s ON s.subscription_id = dests.dest
+    WHERE dests.dest IS NOT NULL AND (dests.dest = 'workflow' OR s.status = 'active')
+      AND NOT (dests.dest = ANY({excluded}::text[]))
+)"""
+
+
+#: The earliest due time of a claimable delivery ($1 now, $2 excluded destinations).
+_FANOUT_NEXT_DUE = (
+    _candidates("$2")
+    + """
+SELECT min(x.next_attempt_us) FROM candidates c CROSS JOIN LATERAL (
+    SELECT d.next_attempt_us FROM deliveries d
+    WHERE d.destination = c.dest AND d.status = 'pending' AND (d.lease_until_us IS NULL OR d.lease_until_us <= $1)
+    ORDER BY d.next_attempt_us LIMIT 1
+) x
+"""
 )
 
 
-_FANOUT_CLAIM = """
-WITH due AS MATERIALIZED (
-    SELECT d.event_id, d.destination FROM deliveries d
-    LEFT JOIN subscriptions s ON s.subscription_id = d.destination
-    WHERE d.status = 'pending' AND d.next_attempt_us <= $3
-      AND (d.lease_until_us IS NULL OR d.lease_until_us <= $3)
-      AND (d.destination = 'workflow' OR s.status = 'active') AND NOT (d.destination = ANY($5::text[]))
-    ORDER BY d.next_attempt_us
+#: Lease up to $4 deliveries due at $3 to token $1 until $2 ($5 excluded destinations): the
+#: earliest $4 of each candidate destination (its own index range), merged, earliest first.
+_FANOUT_CLAIM = (
+    _candidates("$5")
+    + """,
+due AS MATERIALIZED (
+    SELECT x.event_id, x.destination FROM candidates c CROSS JOIN LATERAL (
+        SELECT d.event_id, d.destination, d.next_attempt_us FROM deliveries d
+        WHERE d.destination = c.dest AND d.status = 'pending' AND d.next_attempt_us <= $3
+          AND (d.lease_until_us IS NULL OR d.lease_until_us <= $3)
+        ORDER BY d.next_attempt_us
+        LIMIT $4
+        FOR UPDATE OF d SKIP LOCKED
+    ) x
+    ORDER BY x.next_attempt_us, x.event_id, x.destination
     LIMIT $4
-    FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries AS d SET lease_token = $1, lease_until_us = $2
 FROM due
 WHERE d.event_id = due.event_id AND d.destination = due.destination
 RETURNING d.event_id, d.destination, d.attempts, d.round_attempts, d.next_attempt_us
 """
+)
 
 
 _STATE_KEYS = (
@@ -241,9 +274,7 @@ class FanoutPart(PostgresCore):
     async def next_fanout_due(self, now_us: int, exclude: Sequence[str] = ()) -> int | None:
         excluded = [e for e in exclude if not _has_nul(e)]
         async with self._conn("read failed") as conn:
-            due = await conn.fetchval(
-                f"{_FANOUT_CLAIMABLE} ORDER BY d.next_attempt_us LIMIT 1", _i64(now_us), excluded
-            )
+            due = await conn.fetchval(_FANOUT_NEXT_DUE, _i64(now_us), excluded)
         return int(due) if due is not None else None
 
     async def record_deliveries(self, records: Sequence[AttemptRecord]) -> list[bool]:

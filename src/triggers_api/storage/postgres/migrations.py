@@ -187,6 +187,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ix_deliveries_destination ON deliveries (destination, status);
     ALTER TABLE delivery_attempts ADD COLUMN destination text COLLATE "C" NOT NULL DEFAULT 'workflow';
     """,
+    # 5: claiming fan-out deliveries seeks each destination's own due range (a skip over the
+    # destinations with pending rows, then the earliest few of each), so destinations that are
+    # full or paused cost one seek, not a walk past every one of their pending rows.
+    """
+    CREATE INDEX ix_deliveries_dest_due ON deliveries (destination, next_attempt_us) WHERE status = 'pending';
+    """,
 ]
 
 

@@ -175,10 +175,7 @@ class FanoutPart(SQLiteCore):
         excluded = orjson.dumps(list(exclude)).decode()
 
         def write(conn: sqlite3.Connection) -> list[FanoutClaim]:
-            picked = conn.execute(
-                f"{_CLAIMABLE} AND d.next_attempt_us <= ? ORDER BY d.next_attempt_us LIMIT ?",
-                (now_us, excluded, now_us, limit),
-            ).fetchall()
+            picked = conn.execute(_CLAIM_DUE, (now_us, limit, excluded)).fetchall()
             if not picked:
                 return []
             conn.executemany(
@@ -210,10 +207,8 @@ class FanoutPart(SQLiteCore):
         excluded = orjson.dumps(list(exclude)).decode()
 
         def read(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                f"{_CLAIMABLE} ORDER BY d.next_attempt_us LIMIT 1", (now_us, excluded)
-            ).fetchone()
-            return int(row[4]) if row else None
+            row = conn.execute(_NEXT_DUE, (now_us, excluded)).fetchone()
+            return int(row[0]) if row and row[0] is not None else None
 
         return await self._read(read)
 
@@ -351,13 +346,50 @@ class FanoutPart(SQLiteCore):
         return await self._read(read)
 
 
-#: The claimable deliveries (parameters: now, excluded destinations as a JSON array).
-_CLAIMABLE = (
-    "SELECT d.event_id, d.destination, d.attempts, d.round_attempts, d.next_attempt_us FROM deliveries d "
-    "INDEXED BY ix_deliveries_due LEFT JOIN subscriptions s ON s.subscription_id = d.destination "
-    "WHERE d.status = 'pending' AND (d.lease_until_us IS NULL OR d.lease_until_us <= ?) "
-    "AND (d.destination = 'workflow' OR s.status = 'active') "
-    "AND d.destination NOT IN (SELECT value FROM json_each(?))"
+#: The destinations a claim may serve (?3: excluded destinations as a JSON array): those with
+#: pending deliveries, found by skipping through ix_deliveries_dest_due one destination at a time
+#: (a seek each, however many rows each has), that are the workflow or an active subscription.
+_CANDIDATES = """
+WITH RECURSIVE dests(dest) AS (
+    SELECT min(destination) FROM deliveries INDEXED BY ix_deliveries_dest_due WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(destination) FROM deliveries INDEXED BY ix_deliveries_dest_due
+            WHERE status = 'pending' AND destination > dests.dest)
+    FROM dests WHERE dests.dest IS NOT NULL
+),
+candidates(dest) AS (
+    SELECT dests.dest FROM dests LEFT JOIN subscriptions s ON s.subscription_id = dests.dest
+    WHERE dests.dest IS NOT NULL AND (dests.dest = 'workflow' OR s.status = 'active')
+      AND dests.dest NOT IN (SELECT value FROM json_each(?3))
+)
+"""
+#: Up to ?2 claimable deliveries due at ?1, earliest first: the earliest ?2 of each candidate
+#: destination (a range of its index, past at most its own leased rows), merged.
+_CLAIM_DUE = (
+    _CANDIDATES
+    + """
+SELECT d.event_id, d.destination, d.attempts, d.round_attempts, d.next_attempt_us
+FROM candidates c JOIN deliveries d ON d.rowid IN (
+    SELECT x.rowid FROM deliveries x INDEXED BY ix_deliveries_dest_due
+    WHERE x.destination = c.dest AND x.status = 'pending' AND x.next_attempt_us <= ?1
+      AND (x.lease_until_us IS NULL OR x.lease_until_us <= ?1)
+    ORDER BY x.next_attempt_us LIMIT ?2
+)
+ORDER BY d.next_attempt_us, d.event_id, d.destination LIMIT ?2
+"""
+)
+#: The earliest due time of a claimable delivery (unleased at ?1), over the candidates (?2 is
+#: the excluded destinations; renumbered so _CANDIDATES' ?3 is it).
+_NEXT_DUE = (
+    _CANDIDATES.replace("?3", "?2")
+    + """
+SELECT min((
+    SELECT x.next_attempt_us FROM deliveries x INDEXED BY ix_deliveries_dest_due
+    WHERE x.destination = c.dest AND x.status = 'pending'
+      AND (x.lease_until_us IS NULL OR x.lease_until_us <= ?1)
+    ORDER BY x.next_attempt_us LIMIT 1
+)) FROM candidates c
+"""
 )
 
 

@@ -176,6 +176,12 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_delete_deliveries AFTER DELETE ON events
     BEGIN DELETE FROM deliveries WHERE event_id = old.event_id; END;
     """,
+    # 5: claiming fan-out deliveries seeks each destination's own due range (a skip over the
+    # destinations with pending rows, then the earliest few of each), so destinations that are
+    # full or paused cost one seek, not a walk past every one of their pending rows.
+    """
+    CREATE INDEX ix_deliveries_dest_due ON deliveries (destination, next_attempt_us) WHERE status = 'pending';
+    """,
 ]
 
 
