@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from triggers_api import __version__
+from triggers_api.archive import archive_target
 from triggers_api.audit.router import router as audit_router
 from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
@@ -208,6 +209,8 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     settings = settings or Settings()
     services = build_services(settings)
 
+    archive = archive_target(settings)  # TRIGGERS_ARCHIVE_URL (s3://...) or the archive directory
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.storage.open()  # applies migrations: /v1/health/ready answers 200 from here
@@ -222,7 +225,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
                     settings.retention_interval,
                     lambda: sweep(
                         services.storage,
-                        settings.archive_dir,
+                        archive,
                         batch=settings.retention_batch,
                         audit_retention_days=settings.audit_retention_days,
                     ),
