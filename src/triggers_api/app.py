@@ -105,9 +105,21 @@ class TriggersAPI(FastAPI):
         self.fast_prefixes = dict(edge.fast_prefix_routes)
 
 
+def rate_limit_url(settings: Settings) -> str | None:
+    """Where per-key counters are shared: Redis when set, else DynamoDB on that backend (its
+    ``<prefix>-counters`` table, aws/rate_limits.py), else this process's memory."""
+    if settings.redis_url:
+        return settings.redis_url
+    if settings.database_url.startswith("dynamodb://"):
+        import triggers_api.aws.rate_limits  # noqa: F401 - registers dynamodb:// with ``limits``
+
+        return settings.database_url
+    return None
+
+
 def build_services(settings: Settings) -> Services:
     storage = build_storage(settings)
-    limiter = RateLimiter(settings.redis_url)
+    limiter = RateLimiter(rate_limit_url(settings))
     services = Services(
         settings=settings,
         storage=storage,
@@ -121,8 +133,9 @@ def build_services(settings: Settings) -> Services:
             schema_cache_ttl=settings.schema_cache_ttl,
         ),
     )
-    if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis)
-        services.extras.setdefault("health_checks", {})["redis"] = limiter.health
+    if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis or DynamoDB)
+        name = "redis" if settings.redis_url else "rate_limits"
+        services.extras.setdefault("health_checks", {})[name] = limiter.health
     return services
 
 
