@@ -98,6 +98,18 @@ terraform-check:
 	  done; \
 	else echo "terraform not installed: fmt/validate not run (tests/aws/test_terraform.py checks it offline)"; fi
 
+# -- Lambda (src/triggers_api/aws/, docs/deploy-aws.md) -----------------------------------------------
+# The deployment zips, build/lambda/triggers-api-{x86_64,arm64}.zip (git-ignored): the package and
+# its runtime dependencies as Linux wheels for Lambda's Python (pip --platform --only-binary).
+# tests/aws/test_package.py builds the package part (--no-deps) and imports the handlers from it.
+.PHONY: lambda-package aws-local
+lambda-package: venv
+	$(BIN)/python -m triggers_api.aws.package --out build/lambda
+
+# The AWS deployment on moto's server (127.0.0.1:4566): tables, queues and bucket, then `serve`.
+aws-local: venv
+	$(BIN)/python -m triggers_api.aws.local --port $${AWS_LOCAL_PORT:-4566} -- --host 127.0.0.1 --port 8000
+
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
 NPM           ?= npm
 DASHBOARD_OUT := src/triggers_api/dashboard/static/index.html

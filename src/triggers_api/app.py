@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from triggers_api import __version__
+from triggers_api.archive import archive_target
 from triggers_api.audit.router import router as audit_router
 from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
@@ -104,9 +105,21 @@ class TriggersAPI(FastAPI):
         self.fast_prefixes = dict(edge.fast_prefix_routes)
 
 
+def rate_limit_url(settings: Settings) -> str | None:
+    """Where per-key counters are shared: Redis when set, else DynamoDB on that backend (its
+    ``<prefix>-counters`` table, aws/rate_limits.py), else this process's memory."""
+    if settings.redis_url:
+        return settings.redis_url
+    if settings.database_url.startswith("dynamodb://"):
+        import triggers_api.aws.rate_limits  # noqa: F401 - registers dynamodb:// with ``limits``
+
+        return settings.database_url
+    return None
+
+
 def build_services(settings: Settings) -> Services:
     storage = build_storage(settings)
-    limiter = RateLimiter(settings.redis_url)
+    limiter = RateLimiter(rate_limit_url(settings))
     services = Services(
         settings=settings,
         storage=storage,
@@ -120,8 +133,9 @@ def build_services(settings: Settings) -> Services:
             schema_cache_ttl=settings.schema_cache_ttl,
         ),
     )
-    if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis)
-        services.extras.setdefault("health_checks", {})["redis"] = limiter.health
+    if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis or DynamoDB)
+        name = "redis" if settings.redis_url else "rate_limits"
+        services.extras.setdefault("health_checks", {})[name] = limiter.health
     return services
 
 
@@ -208,6 +222,8 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
     settings = settings or Settings()
     services = build_services(settings)
 
+    archive = archive_target(settings)  # TRIGGERS_ARCHIVE_URL (s3://...) or the archive directory
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.storage.open()  # applies migrations: /v1/health/ready answers 200 from here
@@ -222,7 +238,7 @@ def create_app(settings: Settings | None = None, extensions: list[AppExtension] 
                     settings.retention_interval,
                     lambda: sweep(
                         services.storage,
-                        settings.archive_dir,
+                        archive,
                         batch=settings.retention_batch,
                         audit_retention_days=settings.audit_retention_days,
                     ),

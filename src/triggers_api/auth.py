@@ -103,6 +103,10 @@ class KeyResolver:
         self._last_used[record.key_id] = current
         return principal
 
+    def note_use(self, key_id: str, at_us: int) -> None:
+        """Record a use of a key resolved elsewhere (the Lambda authorizer's context)."""
+        self._last_used[key_id] = at_us
+
     def forget(self, key_hash: str | None = None) -> None:
         """Drop cached keys (one, or all): called on revoke so this process refuses at once."""
         if key_hash is None:

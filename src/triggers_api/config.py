@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(None, description="Shared rate-limit counters when set")
     archive_dir: Path = Field(Path("./data/archive"), description="Gzip JSON Lines archive of expired events")
+    archive_url: str | None = Field(
+        None, description="s3://bucket/prefix (or a directory) for the archive; unset: archive_dir"
+    )
 
     event_ttl_days: float = Field(30, gt=0, description="Events expire (archived, then deleted) after this")
     audit_retention_days: float = Field(2557, gt=0, description="Audit records are kept 7 years")

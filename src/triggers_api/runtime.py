@@ -42,11 +42,16 @@ async def authenticate_scope(
     Without an ``X-API-Key``, a ``session_resolver`` registered in ``services.extras`` (the
     dashboard's session cookie) may authenticate the request instead.
     """
-    session_resolver = services.extras.get("session_resolver")
-    if api_key is None and session_resolver is not None:
-        principal: Principal = await session_resolver(scope)
-    else:
-        principal = await services.keys.resolve(api_key)
+    # Behind the Lambda authorizer only (installed by ``aws.lambda_api``, never by ``serve``):
+    # the authorizer's context names the caller; the resolver answers None when there is none.
+    context_resolver = services.extras.get("authorizer_context_resolver")
+    principal: Principal | None = await context_resolver(scope) if context_resolver is not None else None
+    if principal is None:
+        session_resolver = services.extras.get("session_resolver")
+        if api_key is None and session_resolver is not None:
+            principal = await session_resolver(scope)
+        else:
+            principal = await services.keys.resolve(api_key)
     state = request_state(scope)
     state["user_id"] = principal.user_id
     state["principal"] = principal
