@@ -6,7 +6,10 @@ measures what a client of that user does, against the same on a ``--baseline`` (
 database:
 
 * the first inbox page, a page 90 % deep by cursor (900,000 events in), a filtered page (an
-  event type 1 % of the events have) and one event's status (the event and its attempts);
+  event type 1 % of the events have; on the small database one in 9, so that its filtered page is
+  full too: a page of 10 rows against one of 51 measured the page size, not the scale), one
+  event's status (the event and its attempts), and the audit log: a page 90 % deep by cursor and
+  one event's audit trail;
 * the retention sweep of all those events (every one is already expired) while ingestion goes
   on at ~100 requests/s: the sweep's batches and duration, and ingest p50/p99/max during it.
 
@@ -35,7 +38,15 @@ import orjson
 import uuid_utils
 
 from triggers_api.retention import sweep
-from triggers_api.storage.base import INBOX_STATUSES, AuditRecord, EventQuery, EventRecord, Storage, now_us
+from triggers_api.storage.base import (
+    INBOX_STATUSES,
+    AuditQuery,
+    AuditRecord,
+    EventQuery,
+    EventRecord,
+    Storage,
+    now_us,
+)
 from triggers_api.storage.postgres import PostgresStorage
 from triggers_api.storage.sqlite import SQLiteStorage
 
@@ -53,6 +64,7 @@ class Loaded:
     deep_cursor: tuple[int, str]
     sample_ids: list[str]
     load_seconds: float
+    deep_audit_cursor: tuple[int, str] = (0, "")
 
 
 @dataclass
@@ -69,10 +81,16 @@ class BackendResult:
     failures: list[str] = field(default_factory=list)
 
 
-def _event(i: int, base_us: int, *, expired: bool) -> tuple[EventRecord, AuditRecord]:
+def _rare_every(count: int) -> int:
+    """One event in 100 is of the rare type, or more on a database too small for a full page of
+    them (one in 9 of 1,000), so both databases answer the filtered page with PAGE + 1 rows."""
+    return max(1, min(100, count // (2 * (PAGE + 1))))
+
+
+def _event(i: int, base_us: int, *, expired: bool, rare_every: int = 100) -> tuple[EventRecord, AuditRecord]:
     ts = base_us + i * 10
     event_id = str(uuid_utils.uuid7())
-    kind = "scale.rare" if i % 100 == 0 else "scale.common"
+    kind = "scale.rare" if i % rare_every == 0 else "scale.common"
     payload = orjson.dumps({"order": i, "amount": i % 997, "note": "a typical small payload of some size"})
     expires_at = ts // 1_000_000 - 1 if expired else ts // 1_000_000 + 86_400
     meta = b'{"source_ip":"127.0.0.1","api_version":"v1"}'
@@ -88,23 +106,29 @@ async def load(storage: Storage, count: int, *, chunk: int = 500, parallel: int 
     base = now_us() - count * 10 - 60_000_000
     deep_index = int(count * 0.9)
     deep: tuple[int, str] = (0, "")
+    deep_audit: tuple[int, str] = (0, "")
+    rare_every = _rare_every(count)
     samples: list[str] = []
     started = time.perf_counter()
     next_start = 0
     lock = asyncio.Lock()
 
     async def inserter() -> None:
-        nonlocal next_start, deep
+        nonlocal next_start, deep, deep_audit
         while True:
             async with lock:
                 start = next_start
                 next_start += chunk
             if start >= count:
                 return
-            pairs = [_event(i, base, expired=True) for i in range(start, min(count, start + chunk))]
-            for offset, (record, _) in enumerate(pairs):
+            pairs = [
+                _event(i, base, expired=True, rare_every=rare_every)
+                for i in range(start, min(count, start + chunk))
+            ]
+            for offset, (record, audit) in enumerate(pairs):
                 if start + offset == deep_index:
                     deep = (record.ts_us, record.event_id)
+                    deep_audit = (audit.ts_us, audit.log_id)
                 if (start + offset) % max(1, count // 200) == 0:
                     samples.append(record.event_id)
             await storage.insert_events([e for e, _ in pairs], [a for _, a in pairs])
@@ -112,7 +136,7 @@ async def load(storage: Storage, count: int, *, chunk: int = 500, parallel: int 
                 _say(f"  {start:,} events loaded ({time.perf_counter() - started:.0f} s)")
 
     await asyncio.gather(*(inserter() for _ in range(parallel)))
-    return Loaded(count, deep, samples, time.perf_counter() - started)
+    return Loaded(count, deep, samples, time.perf_counter() - started, deep_audit)
 
 
 async def _median_ms(op: Callable[[int], Awaitable[Any]], repeat: int) -> float:
@@ -145,11 +169,21 @@ async def lookups(storage: Storage, loaded: Loaded, repeat: int) -> dict[str, fl
         assert await storage.get_event(USER, event_id) is not None
         await storage.list_attempts(USER, event_id)
 
+    async def deep_audit_page(_: int) -> None:
+        query = AuditQuery(user_id=USER, before=loaded.deep_audit_cursor, limit=PAGE)
+        assert len(await storage.list_audit(query)) == PAGE, "the deep audit page came back short"
+
+    async def event_audit(i: int) -> None:
+        event_id = loaded.sample_ids[i % len(loaded.sample_ids)]
+        assert await storage.list_audit(AuditQuery(user_id=USER, event_id=event_id, limit=PAGE))
+
     return {
         "first inbox page": await _median_ms(first_page, repeat),
         "page 90 % deep (cursor)": await _median_ms(deep_page, repeat),
         "filtered page (1 % type)": await _median_ms(filtered_page, repeat),
         "one event's status": await _median_ms(status, repeat),
+        "audit page 90 % deep (cursor)": await _median_ms(deep_audit_page, repeat),
+        "one event's audit trail": await _median_ms(event_audit, repeat),
     }
 
 
@@ -190,6 +224,19 @@ async def sweep_while_ingesting(storage: Storage, archive: Path, result: Backend
     }
 
 
+async def _pg_settle(url: str, schema: str) -> None:
+    """What autovacuum does within a minute of a bulk load (statistics, visibility map): a reduced
+    run loads in seconds and would otherwise measure a table the planner believes empty (it chose
+    a bitmap scan of all 300,000 rows and a sort for the first page). A 1,000,000-event load takes
+    long enough for autovacuum to have run during it."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        for table in ("events", "audit_logs", "delivery_attempts", "deliveries"):
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def _pg_schema(url: str) -> AsyncIterator[str]:
     """A private schema for one run, dropped afterwards."""
@@ -209,14 +256,26 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
+async def _no_settle(tag: str) -> None:
+    return None
+
+
 async def run_backend(
-    name: str, make: Callable[[str], Storage], events: int, baseline: int, repeat: int, workdir: Path
+    name: str,
+    make: Callable[[str], Storage],
+    events: int,
+    baseline: int,
+    repeat: int,
+    workdir: Path,
+    settle: Callable[[str], Awaitable[None]] = _no_settle,
 ) -> BackendResult:
     result = BackendResult(name)
     small = make("small")
     await small.open()
     try:
-        result.small = await lookups(small, await load(small, baseline), repeat)
+        loaded_small = await load(small, baseline)
+        await settle("small")
+        result.small = await lookups(small, loaded_small, repeat)
     finally:
         await small.close()
     big = make("big")
@@ -225,6 +284,7 @@ async def run_backend(
         _say(f"[{name}] loading {events:,} events ...")
         loaded = await load(big, events)
         result.load_seconds = loaded.load_seconds
+        await settle("big")
         _say(f"[{name}] loaded in {loaded.load_seconds:.0f} s; measuring look-ups ...")
         result.big = await lookups(big, loaded, repeat)
         _say(f"[{name}] sweeping {events:,} expired events while ingesting ...")
@@ -319,6 +379,7 @@ async def main_async(args: argparse.Namespace) -> int:
                             args.baseline,
                             args.repeat,
                             workdir,
+                            lambda tag, url=pg_url, names=schemas: _pg_settle(url, names[tag]),
                         )
                     )
     report = render(results, args.events, args.baseline, time.perf_counter() - started)

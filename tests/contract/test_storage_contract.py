@@ -568,6 +568,30 @@ async def test_audit_lists_newest_first_with_filters_and_cursor(storage: Storage
     )
 
 
+async def test_filtered_audit_pages_by_cursor_through_equal_times(storage: Storage) -> None:
+    """Filtered by event or by action, the audit log pages newest first by (time, log id) like the
+    unfiltered listing, through rows that share one time too (SQLite reads a filter's own index
+    and orders such ties by log id)."""
+    record, other = event(), event()
+    rows = [audit_for(record, "event.replayed", T0 + 5) for _ in range(4)]
+    rows += [audit_for(record, "event.created", T0), audit_for(other, "event.replayed", T0 + 5)]
+    await storage.insert_events([record, other], rows)
+    for field, value in (("event_id", record.event_id), ("action", "event.replayed")):
+        expected = sorted(((a.ts_us, a.log_id) for a in rows if getattr(a, field) == value), reverse=True)
+        listed = await storage.list_audit(AuditQuery(user_id="alice", limit=100, **{field: value}))
+        assert [(a.ts_us, a.log_id) for a in listed] == expected
+        paged: list[tuple[int, str]] = []
+        before: tuple[int, str] | None = None
+        while True:
+            query = AuditQuery(user_id="alice", limit=2, before=before, **{field: value})
+            page = await storage.list_audit(query)
+            if not page:
+                break
+            paged += [(a.ts_us, a.log_id) for a in page]
+            before = paged[-1]
+        assert paged == expected
+
+
 async def test_purge_audit_removes_only_older_rows(storage: Storage) -> None:
     records = [event(ts=T0 + i) for i in range(4)]
     await store(storage, *records)
@@ -591,6 +615,24 @@ async def test_expired_events_are_listed_in_expiry_order_and_deleted(storage: St
     assert await storage.get_event("alice", soon[0].event_id) is None
     assert await storage.get_event("alice", later.event_id) == later
     assert await storage.delete_events([], now_s) == 0
+
+
+async def test_retention_deletes_and_purges_more_than_one_bounded_write(storage: Storage) -> None:
+    """Retention works in bounded writes (SQLite and PostgreSQL: 200 rows per statement); a call
+    given more than that removes them all and counts each once."""
+    now_s = T0 // 1_000_000
+    expired = [event(ts=T0 + i, expires_at=now_s - 1) for i in range(250)]
+    kept = event(ts=T0 + 999, expires_at=now_s + 1000)
+    await storage.insert_events([*expired, kept], [audit_for(e) for e in expired])
+    assert len(await storage.expired_events(now_s, 1000)) == 250
+    assert await storage.delete_events([e.event_id for e in expired] + [kept.event_id], now_s) == 250
+    assert await storage.expired_events(now_s, 1000) == []
+    assert await storage.get_event("alice", kept.event_id) == kept
+    assert await storage.purge_audit(T0 + 1000) == 250
+    assert await storage.list_audit(AuditQuery(user_id="alice")) == []
+    await asyncio.gather(*(storage.insert_events([event()], [], idem(f"k{i}", ttl=10)) for i in range(250)))
+    assert await storage.purge_idempotency(T0 + 100) == 250
+    assert await storage.purge_idempotency(T0 + 100) == 0
 
 
 async def test_write_failure_is_none_while_writes_commit(storage: Storage) -> None:
