@@ -73,6 +73,11 @@ resource "aws_dynamodb_table" "deliveries" {
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
+    name = "attempt_started_us"
+    type = "N"
+  }
+
+  attribute {
     name = "dead_ts_id"
     type = "S"
   }
@@ -98,6 +103,11 @@ resource "aws_dynamodb_table" "deliveries" {
   }
 
   attribute {
+    name = "sub_pending"
+    type = "S"
+  }
+
+  attribute {
     name = "user_shard"
     type = "S"
   }
@@ -113,6 +123,21 @@ resource "aws_dynamodb_table" "deliveries" {
     name            = "DeadLetterIndex"
     hash_key        = "user_shard"
     range_key       = "dead_ts_id"
+    projection_type = "KEYS_ONLY"
+  }
+
+  global_secondary_index {
+    name               = "AttemptIndex"
+    hash_key           = "user_shard"
+    range_key          = "attempt_started_us"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["outcome", "destination"]
+  }
+
+  global_secondary_index {
+    name            = "SubscriptionPendingIndex"
+    hash_key        = "sub_pending"
+    range_key       = "event_id"
     projection_type = "KEYS_ONLY"
   }
 

@@ -44,6 +44,7 @@ EVENT_POINTER = "#event"  # the deliveries-table item that maps an event id to i
 DESTINATION_PREFIX = "dest#"
 ATTEMPT_PREFIX = "attempt#"
 DUE_SHARDS = 64  # DueIndex partitions: see due_shard()
+SUB_PENDING_SHARDS = 16  # SubscriptionPendingIndex partitions per subscription
 FAILING_BUCKET = "failing"  # the single partition of the (small, sparse) FailingIndex
 
 # -- the delivery queues ---------------------------------------------------------------------------------
@@ -233,9 +234,11 @@ DELIVERIES = Table(
             projection="KEYS_ONLY",
             sparse=True,
             purpose=(
-                "The sweep: due_shard ('due#0'..'due#63') is set only while a delivery is pending, "
-                "so deliveries whose SQS message was never sent (a crash between commit and send) "
-                "are found by 64 small Queries, not a Scan."
+                "Claims and the sweep: due_shard is 'due#<n>' (single destination) or 'fan#<n>' "
+                "(fanned out) only while a delivery is pending, 'dead#<n>' while dead-lettered; "
+                "next_attempt_us is the due time, or the lease's end while leased. Deliveries "
+                "whose SQS message was never sent (a crash between commit and send) are found by "
+                "small Queries, not a Scan."
             ),
         ),
         GlobalIndex(
@@ -247,6 +250,29 @@ DELIVERIES = Table(
             purpose=(
                 "Dead letters per user for replay by filter and per destination: dead_ts_id = "
                 "'<ts_id>#<destination>' is set only while the delivery is failed."
+            ),
+        ),
+        GlobalIndex(
+            name="AttemptIndex",
+            partition=USER_SHARD,
+            sort=S("attempt_started_us", "N"),
+            projection="INCLUDE",
+            include=("outcome", "destination"),
+            sparse=True,
+            purpose=(
+                "A user's attempts by start time (the metrics summary's counts per destination): "
+                "only attempt items carry attempt_started_us; sharded like the user's events."
+            ),
+        ),
+        GlobalIndex(
+            name="SubscriptionPendingIndex",
+            partition=S("sub_pending"),
+            sort=S("event_id"),
+            projection="KEYS_ONLY",
+            sparse=True,
+            purpose=(
+                "Pending deliveries of one subscription, to cancel them when it is deleted or "
+                "disabled: sub_pending = '<subscription_id>#<0..15>' only while pending."
             ),
         ),
     ),
@@ -423,8 +449,14 @@ def user_shard(user_id: str, shard: int) -> str:
     return f"{user_id}#{shard}"
 
 
-def due_shard(event_id: str, destination: str) -> str:
-    return f"due#{stable_hash(f'{event_id}#{destination}') % DUE_SHARDS}"
+def due_shard(event_id: str, destination: str, kind: str = "due", shards: int = DUE_SHARDS) -> str:
+    """The DueIndex partition of a delivery: ``kind`` is 'due' (single destination), 'fan'
+    (fanned out) or 'dead' (dead letter)."""
+    return f"{kind}#{stable_hash(f'{event_id}#{destination}') % shards}"
+
+
+def sub_pending(subscription_id: str, event_id: str) -> str:
+    return f"{subscription_id}#{stable_hash(event_id) % SUB_PENDING_SHARDS}"
 
 
 # -- sharding arithmetic (docs/deploy-aws.md shows it worked through) -------------------------------------
