@@ -103,7 +103,11 @@ class QueueConsumer:
             return Fate(False, "error")
         if decided is None:
             if claim.destination in self.worker.destinations:  # its circuit is open
-                return Fate(False, "circuit_open", seconds_until(now_us() + int(self.worker.retry_in(claim.destination) * 1e6), now_us()))
+                return Fate(
+                    False,
+                    "circuit_open",
+                    seconds_until(now_us() + int(self.worker.retry_in(claim.destination) * 1e6), now_us()),
+                )
             return Fate(True, "destination_gone")
         if decided.outcome is AttemptOutcome.RETRY and decided.next_attempt_us is not None:
             return Fate(False, "retry", seconds_until(decided.next_attempt_us, now_us()))
@@ -154,7 +158,9 @@ class QueueConsumer:
         )
 
 
-async def consume(consumer: QueueConsumer, stop: asyncio.Event, wait_s: int = 20, sweep_every_s: float = 60.0) -> None:
+async def consume(
+    consumer: QueueConsumer, stop: asyncio.Event, wait_s: int = 20, sweep_every_s: float = 60.0
+) -> None:
     """``triggers-api worker`` on DynamoDB: long-poll the delivery queue until ``stop`` is set,
     through the same :class:`QueueConsumer` the Lambda handler uses; sweep unsent deliveries
     now and then."""

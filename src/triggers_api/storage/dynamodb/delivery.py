@@ -34,6 +34,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from triggers_api.errors import StorageError
 from triggers_api.storage.base import (
     WORKFLOW_DESTINATION,
     AttemptCounts,
@@ -49,7 +50,6 @@ from triggers_api.storage.base import (
     FanoutClaim,
     ReplaySelector,
 )
-from triggers_api.errors import StorageError
 from triggers_api.storage.base import now_us as clock_us
 from triggers_api.storage.dynamodb import schema
 from triggers_api.storage.dynamodb.core import (
@@ -124,7 +124,9 @@ def is_leased(d: Item, now: int | None = None) -> bool:
     return until is not None and (now is None or until > now)
 
 
-def new_dest(event: EventRecord, user_shard: str, ts_id: str, destination: str, fanout: bool, shards: int) -> Item:
+def new_dest(
+    event: EventRecord, user_shard: str, ts_id: str, destination: str, fanout: bool, shards: int
+) -> Item:
     d: Item = {
         "event_id": event.event_id,
         "item": schema.DESTINATION_PREFIX + destination,
@@ -310,7 +312,9 @@ class DeliveryPart(_Base):
         return item
 
     # -- seams (DynamoCore calls these) -------------------------------------------------------------
-    async def _delivery_items_for_insert(self, events: Sequence[EventRecord], now_us: int) -> list[dict[str, Any]]:
+    async def _delivery_items_for_insert(
+        self, events: Sequence[EventRecord], now_us: int
+    ) -> list[dict[str, Any]]:
         """The ``dest#`` items written with the events: the fan-out plan (matching active
         subscriptions, plus the workflow when it is a destination) or one ``dest#workflow``."""
         directed = DIRECTED.get() or {}
@@ -403,7 +407,9 @@ class DeliveryPart(_Base):
     ) -> dict[str, Any]:
         """The UpdateItem of the event that writes its derived status (conditional on dseq);
         ``extra``: retry_count/last_retry_us counting of an attempt."""
-        e = dec_item({k: v for k, v in ev.items() if k in ("status", "acknowledged_us", "dseq", "delivered_us")})
+        e = dec_item(
+            {k: v for k, v in ev.items() if k in ("status", "acknowledged_us", "dseq", "delivered_us")}
+        )
         acked = e.get("acknowledged_us") is not None
         dest_list = list(dests)
         status = derive_status(
@@ -748,7 +754,9 @@ class DeliveryPart(_Base):
             return out
 
         shards = await self._read_shards(selector.user_id)
-        letters = sorted(x for part in await asyncio.gather(*(shard_letters(s) for s in shards)) for x in part)
+        letters = sorted(
+            x for part in await asyncio.gather(*(shard_letters(s) for s in shards)) for x in part
+        )
         order: list[str] = []
         for _ts, event_id, destination in letters:
             if wanted_ids is not None and event_id not in wanted_ids:
@@ -789,7 +797,12 @@ class DeliveryPart(_Base):
             items: list[dict[str, Any]] = []
             for d in failed:
                 seen = d["ver"]
-                d |= {"status": DeliveryStatus.PENDING.value, "due_us": at_us, "round_attempts": 0, "ver": seen + 1}
+                d |= {
+                    "status": DeliveryStatus.PENDING.value,
+                    "due_us": at_us,
+                    "round_attempts": 0,
+                    "ver": seen + 1,
+                }
                 d.pop("lease_token", None)
                 d.pop("lease_until_us", None)
                 index_keys(d, self.due_shards)
@@ -887,7 +900,9 @@ class DeliveryPart(_Base):
         return {k: AttemptCounts(v[0], v[1]) for k, v in counts.items()}
 
     # -- used by FanoutPart ----------------------------------------------------------------------
-    def _fanout_claims(self, got: list[tuple[Item, EventRecord]], token: str, until: int) -> list[FanoutClaim]:
+    def _fanout_claims(
+        self, got: list[tuple[Item, EventRecord]], token: str, until: int
+    ) -> list[FanoutClaim]:
         return [
             FanoutClaim(event, d["destination"], token, until, d["attempts"], d["round_attempts"])
             for d, event in got

@@ -126,16 +126,16 @@ class QueuePart(FanoutPart):
         return sum(sent)
 
     # -- seams ------------------------------------------------------------------------------------
-    async def _delivery_items_for_insert(self, events: Sequence[EventRecord], now_us: int) -> list[dict[str, Any]]:
+    async def _delivery_items_for_insert(
+        self, events: Sequence[EventRecord], now_us: int
+    ) -> list[dict[str, Any]]:
         puts = await super()._delivery_items_for_insert(events, now_us)
         if self._planned_by_event is None:
             self._planned_by_event = OrderedDict()
         planned = self._planned_by_event
         for put in puts:
             item = put["Put"]["Item"]
-            delivery = QueuedDelivery(
-                item["event_id"]["S"], item["user_id"]["S"], item["destination"]["S"]
-            )
+            delivery = QueuedDelivery(item["event_id"]["S"], item["user_id"]["S"], item["destination"]["S"])
             planned.setdefault(delivery.event_id, []).append(delivery)
         while len(planned) > PLANNED_MAX:  # inserts that never committed (or were idempotent repeats)
             planned.popitem(last=False)
@@ -189,7 +189,9 @@ class QueuePart(FanoutPart):
                 return TargetedClaim(ClaimState.NOT_DUE, due_us=int(d["lease_until_us"]))
             if d["due_us"] > now:
                 return TargetedClaim(ClaimState.NOT_DUE, due_us=int(d["due_us"]))
-            leased = await self._lease(delivery.event_id, delivery.destination, lease_token, now, lease_until_us)
+            leased = await self._lease(
+                delivery.event_id, delivery.destination, lease_token, now, lease_until_us
+            )
             if leased is None:
                 continue  # changed meanwhile: look again
             event = await self._mark_queued(leased)
