@@ -232,13 +232,15 @@ class EventTypesPart(DynamoCore):
     async def _types_in_shard(self, user_shard: str) -> list[str]:
         """Distinct types by skipping: one Query of Limit 1 per type (never every event)."""
         types: list[str] = []
-        start = ""
+        start: str | None = None
         while True:
+            values = {":u": s(user_shard)}
+            condition = "user_shard = :u"
+            if start is not None:
+                condition += " AND type_ts_id >= :s"
+                values[":s"] = s(start)
             found = await self._type_query(
-                user_shard,
-                limit=1,
-                KeyConditionExpression="user_shard = :u AND type_ts_id >= :s",
-                ExpressionAttributeValues={":u": s(user_shard), ":s": s(start)},
+                user_shard, limit=1, KeyConditionExpression=condition, ExpressionAttributeValues=values
             )
             if not found:
                 return types
