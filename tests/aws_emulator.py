@@ -53,13 +53,12 @@ def _serialised_server(server_module: Any) -> Any:
     request threads change them ("dictionary changed size during iteration", answered 500).
     AWS serialises nothing of the sort, but the backend's correctness never depends on two
     requests running inside the emulator at once; HTTP connections stay concurrent."""
-    from werkzeug.serving import make_server
-
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
+    from werkzeug.serving import make_server
 
     lock = threading.Lock()
 

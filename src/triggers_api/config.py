@@ -267,8 +267,10 @@ class Settings(BaseSettings):
         """The ``region`` parameter; else AWS_REGION / AWS_DEFAULT_REGION (set inside Lambda)."""
         import os
 
-        region = self._dynamodb_parts()[1].get("region") or os.environ.get("AWS_REGION") or os.environ.get(
-            "AWS_DEFAULT_REGION"
+        region = (
+            self._dynamodb_parts()[1].get("region")
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
         )
         if not region:
             raise ValueError("TRIGGERS_DATABASE_URL=dynamodb://...: add ?region=<region>")

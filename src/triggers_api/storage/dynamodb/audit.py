@@ -18,7 +18,9 @@ class AuditPart(DynamoCore):
             return []
         before = None if query.before is None else schema.ts_id(*query.before)
 
-        async def one(partition_name: str, partition: str, index: str | None, user_filter: bool) -> list[Item]:
+        async def one(
+            partition_name: str, partition: str, index: str | None, user_filter: bool
+        ) -> list[Item]:
             condition = f"{partition_name} = :p"
             values: dict[str, Any] = {":p": s(partition)}
             if before is not None:
@@ -51,7 +53,12 @@ class AuditPart(DynamoCore):
             parts = list(
                 await asyncio.gather(
                     *(
-                        one("user_action_shard", f"{query.user_id}#{query.action}#{i}", "AuditActionIndex", False)
+                        one(
+                            "user_action_shard",
+                            f"{query.user_id}#{query.action}#{i}",
+                            "AuditActionIndex",
+                            False,
+                        )
                         for i in counts
                     )
                 )
@@ -73,8 +80,11 @@ class AuditPart(DynamoCore):
                 ExpressionAttributeValues={":p": s(name), ":b": s(bound)},
             )
 
-        keys = [k for part in await asyncio.gather(*(shard(p) for p in schema.global_shards("age"))) for k in part]
+        keys = [
+            k for part in await asyncio.gather(*(shard(p) for p in schema.global_shards("age"))) for k in part
+        ]
         await self._batch_write(
-            self.names.audit, deletes=[{"user_shard": k["user_shard"], "ts_log_id": k["ts_log_id"]} for k in keys]
+            self.names.audit,
+            deletes=[{"user_shard": k["user_shard"], "ts_log_id": k["ts_log_id"]} for k in keys],
         )
         return len(keys)

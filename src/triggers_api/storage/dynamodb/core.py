@@ -448,7 +448,9 @@ class DynamoCore:
         """BatchWriteItem in chunks of 25; ``UnprocessedItems`` and throttled calls are retried
         with exponential backoff and jitter, a bounded number of times (then 503). Puts and
         deletes must be idempotent (a retried request may have been applied in part)."""
-        requests = [{"PutRequest": {"Item": p}} for p in puts] + [{"DeleteRequest": {"Key": d}} for d in deletes]
+        requests = [{"PutRequest": {"Item": p}} for p in puts] + [
+            {"DeleteRequest": {"Key": d}} for d in deletes
+        ]
         await self._batch_write_requests([(table, r) for r in requests])
 
     async def _batch_write_requests(self, requests: Sequence[tuple[str, Item]]) -> None:

@@ -122,7 +122,9 @@ class EventTypesPart(DynamoCore):
                 guard = {"ConditionExpression": "version = :v AND updated_us = :w"}
                 guard_names = {}
                 guard_values = {":v": n(current.version), ":w": n(current.updated_us)}
-            version_item = await self._get(table, _version_key(stored.user_id, stored.event_type, stored.version))
+            version_item = await self._get(
+                table, _version_key(stored.user_id, stored.event_type, stored.version)
+            )
             version_created = stored.updated_us if version_item is None else get_n(version_item, "created_us")
             type_item: Item = {
                 **_type_key(stored.user_id, stored.event_type),
@@ -190,7 +192,9 @@ class EventTypesPart(DynamoCore):
             ConsistentRead=True,
         )
         return [
-            EventTypeVersion(get_n(i, "version"), bytes(i["schema"]["B"]), get_s(i, "mode"), get_n(i, "created_us"))
+            EventTypeVersion(
+                get_n(i, "version"), bytes(i["schema"]["B"]), get_s(i, "mode"), get_n(i, "created_us")
+            )
             for i in items
         ]
 
@@ -248,7 +252,9 @@ class EventTypesPart(DynamoCore):
             types.append(name)
             start = name + "$"  # '$' follows '#': past every key of this type
 
-    async def _type_activity(self, shards: list[str], event_type: str, recent_us: int) -> tuple[int, int] | None:
+    async def _type_activity(
+        self, shards: list[str], event_type: str, recent_us: int
+    ) -> tuple[int, int] | None:
         async def newest(user_shard: str) -> int | None:
             found = await self._type_query(
                 user_shard,
@@ -295,7 +301,9 @@ class EventTypesPart(DynamoCore):
     ) -> list[EventTypeActivity]:
         shards = await self._read_shards(user_id)
         if event_type is None:
-            names = sorted({t for part in await asyncio.gather(*(self._types_in_shard(u) for u in shards)) for t in part})
+            names = sorted(
+                {t for part in await asyncio.gather(*(self._types_in_shard(u) for u in shards)) for t in part}
+            )
         else:
             names = [event_type]
         stats = await asyncio.gather(*(self._type_activity(shards, t, recent_us) for t in names))

@@ -280,7 +280,9 @@ class EventsPart(DynamoCore):
         record (payload and metadata spliced in as stored)."""
         from triggers_api.events.service import render_event  # the API's one rendering
 
-        probe = EventQuery(**{f: getattr(query, f) for f in query.__slots__ if f != "limit"}, limit=query.limit + 1)
+        probe = EventQuery(
+            **{f: getattr(query, f) for f in query.__slots__ if f != "limit"}, limit=query.limit + 1
+        )
         records = [event_from_item(i) for i in await self._listing(probe)]
         shown = records[: query.limit]
         has_more = len(records) > query.limit
@@ -442,7 +444,9 @@ class EventsPart(DynamoCore):
         keys = heapq.nsmallest(
             limit, (k for part in parts for k in part), key=lambda k: get_n(k, schema.TTL_ATTRIBUTE)
         )
-        items = await self._events_by_keys([{"user_shard": k["user_shard"], "ts_id": k["ts_id"]} for k in keys])
+        items = await self._events_by_keys(
+            [{"user_shard": k["user_shard"], "ts_id": k["ts_id"]} for k in keys]
+        )
         records = [event_from_item(i) for i in items if get_n(i, schema.TTL_ATTRIBUTE) <= now_s]
         records.sort(key=lambda r: (r.expires_at, r.ts_us, r.event_id))
         return records
