@@ -6,7 +6,6 @@ loopback receiver."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import orjson
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from tests.aws.conftest import REGION, new_prefix
+from tests.aws_emulator import REGION, new_prefix
 from tests.conftest import make_settings
 from tests.contract.test_fanout_contract import subscribe, subscription
 from tests.contract.test_storage_contract import audit_for, event
@@ -180,7 +179,7 @@ async def test_replay_sends_the_replayed_deliveries_again(store: DynamoDBStorage
     await store.insert_events([record], [])
     await receive(store)
     now = now_us()
-    (claim,) = await store.claim_due_events("w", now, now + 60_000_000, 1)
+    assert len(await store.claim_due_events("w", now, now + 60_000_000, 1)) == 1
     await store.record_attempt(attempt(record, AttemptOutcome.FAILED, now, 410), "w")
     assert await receive(store, wait_s=0) == []
     replayed = await store.replay_events(
@@ -369,7 +368,3 @@ async def test_an_invalid_message_is_reported_for_the_dlq(
 def test_the_container_refuses_a_backend_without_a_queue(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="dynamodb"):
         WorkerContainer.build(make_settings(tmp_path))
-
-
-def _unused() -> str:
-    return str(uuid.uuid4())

@@ -90,8 +90,10 @@ def process(event: dict[str, Any], context: Any, box: WorkerContainer) -> dict[s
         return fate.reason
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    result: dict[str, Any] = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    result: dict[str, Any] = dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     )
     logger.info(
         "sqs_batch",

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
@@ -99,7 +100,7 @@ class FanoutWorker:
         if self._workflow is not None:
             self.destinations[WORKFLOW_DESTINATION] = self._workflow
         self._on_dead_letter = on_dead_letter
-        self._tasks: dict[asyncio.Task[None], FanoutClaim] = {}
+        self._tasks: dict[asyncio.Task[Any], FanoutClaim] = {}
         self._wake = asyncio.Event()
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
@@ -262,7 +263,7 @@ class FanoutWorker:
             self._tasks[task] = stale[0]
             task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("fanout_task_crashed", worker_id=self.worker_id, error=repr(task.exception()))

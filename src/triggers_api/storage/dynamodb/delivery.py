@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from triggers_api.errors import StorageError
 from triggers_api.storage.base import (
@@ -54,18 +54,12 @@ from triggers_api.storage.base import now_us as clock_us
 from triggers_api.storage.dynamodb import schema
 from triggers_api.storage.dynamodb.core import (
     ConditionFailed,
+    DynamoCore,
     TransactionCancelled,
     audit_item,
     event_from_item,
 )
 from triggers_api.storage.fanout import derive_status
-
-if TYPE_CHECKING:
-    from triggers_api.storage.dynamodb.core import DynamoCore
-
-    _Base = DynamoCore
-else:
-    _Base = object
 
 Item = dict[str, Any]
 
@@ -153,8 +147,7 @@ def index_keys(d: Item, shards: int) -> Item:
     event_id, destination = d["event_id"], d["destination"]
     if d["status"] == DeliveryStatus.PENDING:
         d["due_shard"] = schema.due_shard(event_id, destination, "fan" if d["fanout"] else "due", shards)
-        lease = d.get("lease_until_us")
-        d["next_attempt_us"] = max(d["due_us"], lease) if lease is not None else d["due_us"]
+        d["next_attempt_us"] = d["due_us"]
         if destination != WORKFLOW_DESTINATION:
             d["sub_pending"] = schema.sub_pending(destination, event_id)
     elif d["status"] == DeliveryStatus.FAILED and not d.get("acknowledged"):
@@ -231,12 +224,18 @@ def attempt_from_item(i: Item) -> DeliveryAttempt:
     )
 
 
-class DeliveryPart(_Base):
+class DeliveryPart(DynamoCore):
     """The delivery methods of the Storage Protocol on the deliveries table (see module doc)."""
 
     #: DueIndex partitions per kind. More spread writes (10,000 events/s need >= 10 at 1,000
     #: WCU/s each); fewer make a claim cheaper (one Query each). See docs/deploy-aws.md.
     due_shards: int = schema.DUE_SHARDS
+
+    def __init__(self, *args: Any, due_shards: int = schema.DUE_SHARDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not 1 <= due_shards <= 1024:
+            raise ValueError("due_shards must be 1..1024")
+        self.due_shards = due_shards
 
     # -- low-level helpers ------------------------------------------------------------------------
     @property
@@ -265,7 +264,7 @@ class DeliveryPart(_Base):
             raise
         return True
 
-    async def _audit_put(self, record: AuditRecord) -> dict[str, Any]:
+    async def _delivery_audit_put(self, record: AuditRecord) -> dict[str, Any]:
         count = await self._shard_count(record.user_id)
         shard = schema.event_shard(record.log_id, count.for_writing(clock_us()))
         return {"Put": {"TableName": self.names.audit, "Item": audit_item(record, shard)}}
@@ -301,7 +300,7 @@ class DeliveryPart(_Base):
     async def _dests(self, event_id: str) -> dict[str, Item]:
         return {d["destination"]: d for d in await self._collection(event_id, schema.DESTINATION_PREFIX)}
 
-    async def _event_item(self, user_shard: str, ts_id: str) -> dict[str, Any] | None:
+    async def _delivery_event_item(self, user_shard: str, ts_id: str) -> dict[str, Any] | None:
         got = await self._call(
             "get_item",
             TableName=self._events_table,
@@ -392,7 +391,7 @@ class DeliveryPart(_Base):
             if not dests:
                 return
             any_d = next(iter(dests.values()))
-            ev = await self._event_item(any_d["user_shard"], any_d["ts_id"])
+            ev = await self._delivery_event_item(any_d["user_shard"], any_d["ts_id"])
             if ev is None:
                 return
             update = self._event_status_update(ev, dests.values(), None)
@@ -426,7 +425,8 @@ class DeliveryPart(_Base):
                     sets.append("delivered_us = :d")
                     values[":d"] = {"N": str(delivered)}
         elif not acked:
-            sets.append("inbox_ts_id = ts_id")
+            sets.append("inbox_ts_id = :tid")
+            values[":tid"] = ev["ts_id"]
         if extra is not None:
             sets.append("retry_count = if_not_exists(retry_count, :zero) + :one")
             sets.append("last_retry_us = :lr")
@@ -458,17 +458,23 @@ class DeliveryPart(_Base):
 
     # -- claiming -----------------------------------------------------------------------------------
     async def _due_candidates(
-        self, kind: str, now_us: int | None, limit: int, skip: Callable[[str], bool] = lambda _d: False
+        self,
+        kind: str,
+        due_by: int | None,
+        limit: int,
+        skip: Callable[[str], bool] = lambda _d: False,
+        unleased_at: int | None = None,
     ) -> list[tuple[int, str, str]]:
-        """(next_attempt_us, event_id, destination) of up to ``limit`` DueIndex entries per shard of
-        ``kind`` (due at ``now_us`` when given), merged earliest first."""
+        """(due_us, event_id, destination) of up to ``limit`` DueIndex entries per shard of
+        ``kind``, merged earliest due first: due by ``due_by`` and not under a live lease at
+        ``unleased_at`` (each when given)."""
 
         async def one(shard: int) -> list[tuple[int, str, str]]:
             values: dict[str, Any] = {":s": {"S": f"{kind}#{shard}"}}
             condition = "due_shard = :s"
-            if now_us is not None:
-                condition += " AND next_attempt_us <= :now"
-                values[":now"] = {"N": str(now_us)}
+            if due_by is not None:
+                condition += " AND next_attempt_us <= :due"
+                values[":due"] = {"N": str(due_by)}
             request: dict[str, Any] = {
                 "TableName": self._deliveries_table,
                 "IndexName": "DueIndex",
@@ -476,6 +482,9 @@ class DeliveryPart(_Base):
                 "ExpressionAttributeValues": values,
                 "Limit": max(limit, 1),
             }
+            if unleased_at is not None:
+                request["FilterExpression"] = "attribute_not_exists(lease_until_us) OR lease_until_us <= :now"
+                values[":now"] = {"N": str(unleased_at)}
             out: list[tuple[int, str, str]] = []
             while len(out) < limit:
                 page = await self._call("query", **request)
@@ -501,9 +510,7 @@ class DeliveryPart(_Base):
                 "update_item",
                 TableName=self._deliveries_table,
                 Key=dest_key(event_id, destination),
-                UpdateExpression=(
-                    "SET lease_token = :t, lease_until_us = :u, next_attempt_us = :u ADD ver :one"
-                ),
+                UpdateExpression="SET lease_token = :t, lease_until_us = :u ADD ver :one",
                 ConditionExpression=(
                     "#s = :pending AND due_us <= :now AND "
                     "(attribute_not_exists(lease_until_us) OR lease_until_us <= :now)"
@@ -543,7 +550,7 @@ class DeliveryPart(_Base):
             )
             item: dict[str, Any] | None = got["Attributes"]
         except self._conditional_failed_errors():
-            item = await self._event_item(d["user_shard"], d["ts_id"])
+            item = await self._delivery_event_item(d["user_shard"], d["ts_id"])
         if item is None or "acknowledged_us" in item:
             await self._cancel_dest(d, derive=False)
             return None
@@ -575,7 +582,9 @@ class DeliveryPart(_Base):
         for _ in range(4):  # candidates another claimer took are replaced by the next ones
             candidates = [
                 c
-                for c in await self._filtered(kind, await self._due_candidates(kind, now_us, limit, skip))
+                for c in await self._filtered(
+                    kind, await self._due_candidates(kind, now_us, limit, skip, unleased_at=now_us)
+                )
                 if (c[1], c[2]) not in tried
             ]
             if not candidates:
@@ -607,26 +616,16 @@ class DeliveryPart(_Base):
         ]
 
     async def _next_due(self, kind: str, now_us: int, skip: Callable[[str], bool]) -> int | None:
-        """The earliest due time of a claimable delivery of ``kind`` (see ``next_delivery_due``).
-
-        Entries due by now are unleased or hold an expired lease (the sort key is the lease's end
-        while leased); a later entry may be a live lease, so those are read to tell."""
+        """The earliest due time of a claimable delivery of ``kind`` (see ``next_delivery_due``)."""
         batch = 8
-        candidates = await self._due_candidates(kind, None, batch, skip)
-        for key, event_id, destination in await self._filtered(kind, candidates):
-            if key <= now_us:
-                return key
-            d = (await self._dests(event_id)).get(destination)
-            if d is None or d["status"] != DeliveryStatus.PENDING or is_leased(d, now_us):
-                continue
-            return int(d["due_us"])
-        if len(candidates) >= batch:  # all leased so far: the slow, exact way
-            everything = await self._due_candidates(kind, None, 10_000, skip)
-            for key, event_id, destination in await self._filtered(kind, everything):
-                d = (await self._dests(event_id)).get(destination)
-                if d is not None and d["status"] == DeliveryStatus.PENDING and not is_leased(d, now_us):
-                    return min(key, int(d["due_us"]))
-        return None
+        while True:
+            candidates = await self._due_candidates(kind, None, batch, skip, unleased_at=now_us)
+            allowed = await self._filtered(kind, candidates)
+            if allowed:
+                return allowed[0][0]
+            if len(candidates) < batch * self.due_shards:
+                return None
+            batch *= 8
 
     async def next_delivery_due(self, now_us: int) -> int | None:
         return await self._next_due("due", now_us, lambda _d: False)
@@ -664,7 +663,7 @@ class DeliveryPart(_Base):
             d = dests.get(a.destination)
             if d is None or d["user_id"] != a.user_id:
                 return False
-            ev = await self._event_item(d["user_shard"], d["ts_id"])
+            ev = await self._delivery_event_item(d["user_shard"], d["ts_id"])
             if ev is None:
                 return False
             seen = d["ver"]
@@ -691,7 +690,7 @@ class DeliveryPart(_Base):
             ]
             items.append({"Update": event_update})
             if applied and r.audit is not None:
-                items.append(await self._audit_put(r.audit))
+                items.append(await self._delivery_audit_put(r.audit))
             if await self._transact_conditional(items):
                 await self._after_record(a, applied)
                 return applied
@@ -735,7 +734,7 @@ class DeliveryPart(_Base):
     ) -> list[str]:
         if limit <= 0 or (selector.event_ids is not None and not selector.event_ids):
             return []
-        low = schema.iso_us(selector.from_us) if selector.from_us is not None else ""
+        low = schema.iso_us(selector.from_us) if selector.from_us is not None else "0"
         high = schema.iso_us(selector.to_us) + "~" if selector.to_us is not None else "~"
         wanted_ids = set(selector.event_ids) if selector.event_ids is not None else None
 
@@ -789,7 +788,7 @@ class DeliveryPart(_Base):
             ]
             if not failed:
                 return False
-            ev = await self._event_item(failed[0]["user_shard"], failed[0]["ts_id"])
+            ev = await self._delivery_event_item(failed[0]["user_shard"], failed[0]["ts_id"])
             if ev is None or "acknowledged_us" in ev:
                 return False
             if selector.event_type is not None and ev["event_type"]["S"] != selector.event_type:
@@ -817,7 +816,7 @@ class DeliveryPart(_Base):
                     }
                 )
             items.append({"Update": self._event_status_update(ev, dests.values(), None)})
-            items.append(await self._audit_put(audit(event_id)))
+            items.append(await self._delivery_audit_put(audit(event_id)))
             if await self._transact_conditional(items):
                 return True
         raise self._race_error(f"event {event_id} kept changing during replay")

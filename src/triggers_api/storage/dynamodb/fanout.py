@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,8 @@ from triggers_api.storage.base import (
     DestinationDelivery,
     EventRecord,
     FanoutClaim,
+    IdempotencyRecord,
+    StoreOutcome,
     SubscriptionRecord,
     SubscriptionStatus,
 )
@@ -85,6 +87,15 @@ def subscription_from_item(raw: dict[str, Any]) -> SubscriptionRecord:
 class FanoutPart(DeliveryPart):
     """The subscription and fan-out methods of the Storage Protocol."""
 
+    if TYPE_CHECKING:  # EventsPart's, in the assembled backend
+
+        async def insert_events(
+            self,
+            events: Sequence[EventRecord],
+            audit: Sequence[AuditRecord],
+            idempotency: IdempotencyRecord | None = None,
+        ) -> StoreOutcome: ...
+
     @property
     def _subscriptions_table(self) -> str:
         return self.names.subscriptions
@@ -98,7 +109,7 @@ class FanoutPart(DeliveryPart):
             {"Put": {"TableName": self._subscriptions_table, "Item": enc_item(subscription_item(record))}}
         ]
         if audit is not None:
-            items.append(await self._audit_put(audit))
+            items.append(await self._delivery_audit_put(audit))
         await self._transact(items)
 
     async def get_subscription(self, user_id: str, subscription_id: str) -> SubscriptionRecord | None:
@@ -155,7 +166,7 @@ class FanoutPart(DeliveryPart):
             }
         ]
         if audit is not None:
-            items.append(await self._audit_put(audit))
+            items.append(await self._delivery_audit_put(audit))
         if not await self._transact_conditional(items):
             return False
         if record.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED):
@@ -175,7 +186,7 @@ class FanoutPart(DeliveryPart):
             }
         ]
         if audit is not None:
-            items.append(await self._audit_put(audit))
+            items.append(await self._delivery_audit_put(audit))
         if not await self._transact_conditional(items):
             return False
         await self._cancel_subscription(subscription_id)
@@ -207,7 +218,7 @@ class FanoutPart(DeliveryPart):
                     },
                 }
             },
-            await self._audit_put(audit(record)),
+            await self._delivery_audit_put(audit(record)),
         ]
         if not await self._transact_conditional(items):
             return False

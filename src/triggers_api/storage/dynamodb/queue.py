@@ -142,7 +142,7 @@ class QueuePart(FanoutPart):
         return puts
 
     async def _after_insert(self, events: Sequence[EventRecord]) -> None:
-        planned = self._planned_by_event or {}
+        planned: dict[str, list[QueuedDelivery]] = self._planned_by_event or {}
         deliveries = [d for e in events for d in planned.pop(e.event_id, [])]
         try:
             await self.send_deliveries(deliveries)
@@ -164,7 +164,7 @@ class QueuePart(FanoutPart):
         bound = now_us() - int(older_than_s * 1_000_000)
         found: list[tuple[int, str, str]] = []
         for kind in ("due", "fan"):
-            found += await self._due_candidates(kind, bound, limit)
+            found += await self._due_candidates(kind, bound, limit, unleased_at=now_us())
         found.sort()
         deliveries: list[QueuedDelivery] = []
         for _key, event_id, destination in found[:limit]:
