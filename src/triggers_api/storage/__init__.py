@@ -31,7 +31,6 @@ def build_storage(settings: Settings) -> Storage:
     if settings.is_dynamodb:
         from triggers_api.storage.dynamodb import DynamoDBStorage
 
-        # ignore: delivery/fan-out (DeliveryPart, FanoutPart) land with helper B1b's branch
         return DynamoDBStorage(
             settings.dynamodb_prefix(),
             region=settings.dynamodb_region(),
