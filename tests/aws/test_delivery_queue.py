@@ -20,7 +20,7 @@ from tests.conftest import make_settings
 from tests.contract.test_fanout_contract import subscribe, subscription
 from tests.contract.test_storage_contract import audit_for, event
 from tests.delivery.conftest import FAST, SECRET
-from tests.delivery.receiver import Receiver, Respond, always
+from tests.delivery.receiver import Receiver, Respond, always, fail_then_succeed
 from triggers_api.aws import lambda_worker
 from triggers_api.aws.lambda_worker import WorkerContainer
 from triggers_api.config import Settings
@@ -368,3 +368,48 @@ async def test_an_invalid_message_is_reported_for_the_dlq(
 def test_the_container_refuses_a_backend_without_a_queue(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="dynamodb"):
         WorkerContainer.build(make_settings(tmp_path))
+
+
+# -- the in-process consumer (`triggers-api serve` / `worker` on DynamoDB) ---------------------------
+async def test_the_queue_worker_long_polls_and_pushes_through_the_same_code(
+    store: DynamoDBStorage, tmp_path: Path, receiver: Receiver
+) -> None:
+    from tests.delivery.conftest import eventually
+    from triggers_api.delivery.queue_consumer import QueueWorker
+
+    receiver.script = fail_then_succeed(1)
+    settings = worker_settings(tmp_path, receiver, retry_schedule="1,1,1")
+    worker = QueueWorker(store, settings)
+    await worker.start()
+    try:
+        records = [event(ts=now_us() + i) for i in range(4)]
+        await store.insert_events(records, [])
+
+        async def statuses() -> set[str]:
+            got = [await store.get_event("alice", r.event_id) for r in records]
+            return {e.status for e in got if e is not None}
+
+        await eventually(statuses, lambda s: s == {EventStatus.DELIVERED.value}, timeout=30)
+    finally:
+        await worker.stop()
+    for r in records:  # one refused attempt (503), then the retry SQS handed back delivered it
+        assert [a.outcome for a in await store.list_attempts("alice", r.event_id)] == ["retry", "delivered"]
+    assert sorted(receiver.delivered_ids()) == sorted(r.event_id for r in records)
+    visibility = [p["VisibilityTimeout"] for n, p in spy(store).calls if n == "change_message_visibility"]
+    assert len(visibility) == 4 and all(v == 1 for v in visibility)
+
+
+async def test_serve_on_dynamodb_delivers_through_the_queue(
+    aws_endpoint: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    from tests.delivery.conftest import pushing_app
+
+    url = f"dynamodb://{new_prefix()}?region={REGION}&endpoint_url={aws_endpoint}"
+    async with pushing_app(tmp_path, receiver, database_url=url) as app:
+        assert isinstance(app.storage, DynamoDBStorage)
+        event_id = await app.ingest()
+        status = await app.wait_status(event_id, "delivered", timeout=30)
+        assert [a["outcome"] for a in status["attempts"]] == ["delivered"]
+        health = await app.client.get("/v1/health")
+        assert health.json()["checks"]["delivery"]["source"] == "sqs"
+    assert receiver.delivered_ids() == [event_id]

@@ -42,12 +42,12 @@ class WorkerContainer:
     @classmethod
     def build(cls, settings: Settings | None = None) -> WorkerContainer:
         from triggers_api.storage import build_storage
-        from triggers_api.storage.dynamodb.queue import QueuePart
+        from triggers_api.storage.dynamodb import DynamoDBStorage
 
         settings = settings or Settings()
         loop = asyncio.new_event_loop()
         storage = build_storage(settings)
-        if not isinstance(storage, QueuePart):
+        if not isinstance(storage, DynamoDBStorage):
             raise RuntimeError("the SQS worker needs TRIGGERS_DATABASE_URL=dynamodb://...")
         loop.run_until_complete(storage.open())
         worker = FanoutWorker(storage, settings, worker_id="lambda")

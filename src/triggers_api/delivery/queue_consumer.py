@@ -36,7 +36,7 @@ from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.storage.base import WORKFLOW_DESTINATION, AttemptOutcome, now_us
 
 if TYPE_CHECKING:
-    from triggers_api.storage.dynamodb.queue import QueuePart
+    from triggers_api.storage.dynamodb import DynamoDBStorage
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +66,7 @@ def seconds_until(at_us: int, now: int) -> int:
 class QueueConsumer:
     """Handles delivery messages with a fan-out worker that is not running its own loop."""
 
-    def __init__(self, storage: QueuePart, settings: Settings, worker: FanoutWorker) -> None:
+    def __init__(self, storage: DynamoDBStorage, settings: Settings, worker: FanoutWorker) -> None:
         self.storage = storage
         self.settings = settings
         self.worker = worker
@@ -193,4 +193,56 @@ async def consume(
             log.warning("delivery_delete_failed", error=repr(exc))
 
 
-__all__ = ["Fate", "Message", "QueueConsumer", "consume"]
+class QueueWorker:
+    """The in-process delivery worker of ``serve`` and ``worker`` on DynamoDB: long-polls the
+    delivery queue through :class:`QueueConsumer` (the Lambda handler's code) instead of claiming
+    from the DueIndex, and sweeps unsent deliveries once a minute. Same lifecycle as the other
+    workers (``start``, ``stop_claiming``, ``stop``)."""
+
+    def __init__(self, storage: DynamoDBStorage, settings: Settings, **worker_options: Any) -> None:
+        self.settings = settings
+        self.fanout = FanoutWorker(storage, settings, **worker_options)
+        self.consumer = QueueConsumer(storage, settings, self.fanout)
+        self.worker_id = self.fanout.worker_id
+        # short waits in process, so a stop is prompt (the receive runs on the storage's pool)
+        self.wait_s = max(1, min(20, round(settings.delivery_poll_interval)))
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(consume(self.consumer, self._stop, self.wait_s), name="sqs-consumer")
+        log.info("queue_worker_started", worker_id=self.worker_id, wait_s=self.wait_s)
+
+    def stop_claiming(self) -> None:
+        self._stop.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        self._stop.set()
+        if self._task is not None:
+            grace = self.settings.delivery_grace if grace is None else grace
+            done, _ = await asyncio.wait({self._task}, timeout=grace + self.wait_s + 1)
+            if not done:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for dest in list(self.fanout.destinations.values()):
+            await dest.aclose()
+        self.fanout.destinations.clear()
+        log.info("queue_worker_stopped", worker_id=self.worker_id)
+
+    def wake(self) -> None:
+        """New messages wake the long poll by themselves."""
+
+    def on_stored(self, records: Sequence[object]) -> None:
+        """The insert sent the messages (``QueuePart._after_insert``)."""
+
+    @property
+    def in_flight(self) -> int:
+        return self.fanout.in_flight
+
+    def snapshot(self) -> dict[str, object]:
+        return {"worker": "running" if not self._stop.is_set() else "stopping", "source": "sqs"}
+
+
+__all__ = ["Fate", "Message", "QueueConsumer", "QueueWorker", "consume"]
