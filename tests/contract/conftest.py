@@ -24,6 +24,9 @@ BACKENDS = ["sqlite", "postgres", "dynamodb"]
 #: The DynamoDB store holds the stream back this long (see storage/dynamodb/stream.py); short in
 #: tests, long enough for a write on a loaded machine to finish inside it.
 DYNAMODB_SETTLE_S = 1.0
+#: DueIndex partitions per kind in tests (production: 64). A claim queries each one, and the
+#: emulator answers one Query at a time; the claim logic is the same for any count.
+DYNAMODB_DUE_SHARDS = 8
 
 OpenTwin = Callable[[], Awaitable[Storage]]
 
@@ -56,7 +59,11 @@ async def storage_factory(
             from triggers_api.storage.dynamodb import DynamoDBStorage
 
             store = DynamoDBStorage(
-                prefix, region=REGION, endpoint_url=endpoint, stream_settle_s=DYNAMODB_SETTLE_S
+                prefix,
+                region=REGION,
+                endpoint_url=endpoint,
+                stream_settle_s=DYNAMODB_SETTLE_S,
+                due_shards=DYNAMODB_DUE_SHARDS,
             )
         else:
             store = PostgresStorage(url, schema=schema, pool_min=1, pool_max=4)
