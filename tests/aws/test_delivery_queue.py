@@ -413,3 +413,25 @@ async def test_serve_on_dynamodb_delivers_through_the_queue(
         health = await app.client.get("/v1/health")
         assert health.json()["checks"]["delivery"]["source"] == "sqs"
     assert receiver.delivered_ids() == [event_id]
+
+
+async def test_a_scheduled_invocation_sweeps_unsent_deliveries(
+    store: DynamoDBStorage, box: WorkerContainer
+) -> None:
+    spy(store).failing.add("send_message_batch")
+    old = event(ts=now_us() - 3_600_000_000)
+    await store.insert_events([old], [])
+    spy(store).failing.clear()
+    scheduled = {
+        "version": "0",
+        "id": "53dc4d37",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-02T04:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:123456789012:rule/sweep"],
+        "detail": {},
+    }
+    assert await invoke(box, scheduled) == {"swept": 1}
+    assert bodies(await receive(store)) == {(old.event_id, WORKFLOW_DESTINATION)}

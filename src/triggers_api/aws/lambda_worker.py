@@ -104,6 +104,18 @@ def process(event: dict[str, Any], context: Any, box: WorkerContainer) -> dict[s
     return result
 
 
+def sweep(box: WorkerContainer) -> dict[str, Any]:
+    """A scheduled invocation (EventBridge, e.g. every 5 minutes): re-send the messages of
+    deliveries due long ago whose message was never sent (a crash or an SQS error after the
+    insert committed)."""
+    asyncio.set_event_loop(box.loop)
+    sent = box.loop.run_until_complete(box.consumer.storage.sweep_unsent())
+    logger.info("delivery_sweep", sent=sent)
+    return {"swept": sent}
+
+
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "Records" not in event and event.get("source") == "aws.events":
+        return sweep(container())
     return process(event, context, container())
