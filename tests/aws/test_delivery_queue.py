@@ -435,3 +435,42 @@ async def test_a_scheduled_invocation_sweeps_unsent_deliveries(
     }
     assert await invoke(box, scheduled) == {"swept": 1}
     assert bodies(await receive(store)) == {(old.event_id, WORKFLOW_DESTINATION)}
+
+
+async def test_a_paused_subscription_waits_and_resuming_sends_its_messages_again(
+    store: DynamoDBStorage, box: WorkerContainer, receiver: Receiver
+) -> None:
+    sub = subscription()
+    sub.target_url = receiver.url
+    await subscribe(store, sub)
+    record = event(ts=now_us())
+    await store.insert_events([record], [])
+    messages = [m for m in await receive(store) if sub.subscription_id in m["Body"]]
+    sub.status = "paused"
+    assert await store.update_subscription(sub, None)
+    assert await invoke(box, sqs_event(messages, store.names.delivery_queue)) == {"batchItemFailures": []}
+    assert receiver.requests == []  # dropped while paused; the delivery stays pending
+    (paused,) = [
+        d for d in await store.list_deliveries("alice", record.event_id) if d.destination != "workflow"
+    ]
+    assert paused.status == "pending"
+    sub.status = "active"
+    assert await store.update_subscription(sub, None)
+    resent = await receive(store)
+    assert bodies(resent) == {(record.event_id, sub.subscription_id)}
+    assert await invoke(box, sqs_event(resent, store.names.delivery_queue)) == {"batchItemFailures": []}
+    assert receiver.ids() == [record.event_id]
+
+
+async def test_without_a_workflow_url_no_workflow_message_is_sent(aws_endpoint: str) -> None:
+    s = DynamoDBStorage(new_prefix(), region=REGION, endpoint_url=aws_endpoint, workflow_destination=False)
+    await s.open()
+    try:
+        sub = subscription()
+        await subscribe(s, sub)
+        fanned, pulled = event(ts=now_us()), event(ts=now_us(), user="bob")
+        await s.insert_events([fanned, pulled], [])
+        assert bodies(await receive(s)) == {(fanned.event_id, sub.subscription_id)}
+        assert await s.sweep_unsent(older_than_s=0) == 1  # the subscription's, never bob's workflow one
+    finally:
+        await s.close()

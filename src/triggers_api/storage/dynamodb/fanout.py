@@ -171,7 +171,14 @@ class FanoutPart(DeliveryPart):
             return False
         if record.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED):
             await self._cancel_subscription(record.subscription_id)
+        elif record.status == SubscriptionStatus.ACTIVE and current.status != SubscriptionStatus.ACTIVE:
+            await self._after_reactivate(
+                record.subscription_id, await self._pending_of(record.subscription_id)
+            )
         return True
+
+    async def _after_reactivate(self, subscription_id: str, event_ids: Sequence[str]) -> None:
+        """The queue part sends the messages of a resumed subscription's pending deliveries."""
 
     async def delete_subscription(
         self, user_id: str, subscription_id: str, at_us: int, audit: AuditRecord | None
@@ -225,8 +232,8 @@ class FanoutPart(DeliveryPart):
         await self._cancel_subscription(subscription_id)
         return True
 
-    async def _cancel_subscription(self, subscription_id: str) -> None:
-        """Cancel the subscription's pending deliveries (found by SubscriptionPendingIndex)."""
+    async def _pending_of(self, subscription_id: str) -> list[str]:
+        """Event ids of the subscription's pending deliveries (SubscriptionPendingIndex)."""
 
         async def shard(n: int) -> list[str]:
             rows = await self._query_all(
@@ -238,13 +245,17 @@ class FanoutPart(DeliveryPart):
             return [r["event_id"]["S"] for r in rows]
 
         found = await asyncio.gather(*(shard(n) for n in range(schema.SUB_PENDING_SHARDS)))
+        return [e for part in found for e in part]
+
+    async def _cancel_subscription(self, subscription_id: str) -> None:
+        """Cancel the subscription's pending deliveries (and re-derive their events' status)."""
 
         async def cancel(event_id: str) -> None:
             d = (await self._dests(event_id)).get(subscription_id)
             if d is not None:
                 await self._cancel_dest(d, derive=True)
 
-        await asyncio.gather(*(cancel(e) for part in found for e in part))
+        await asyncio.gather(*(cancel(e) for e in await self._pending_of(subscription_id)))
 
     async def failing_subscriptions(self, failing_since_before_us: int) -> list[str]:
         rows = await self._query_all(

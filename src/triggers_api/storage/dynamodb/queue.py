@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import structlog
 
-from triggers_api.storage.base import DeliveryStatus, EventRecord, FanoutClaim, now_us
+from triggers_api.storage.base import WORKFLOW_DESTINATION, DeliveryStatus, EventRecord, FanoutClaim, now_us
 from triggers_api.storage.dynamodb import schema
 from triggers_api.storage.dynamodb.delivery import is_leased
 from triggers_api.storage.dynamodb.fanout import FanoutPart
@@ -141,21 +141,37 @@ class QueuePart(FanoutPart):
             planned.popitem(last=False)
         return puts
 
+    def _sendable(self, destination: str) -> bool:
+        """Workflow deliveries get messages only where a workflow URL is configured (else they
+        wait in the inbox for pull consumers, and no worker would push them)."""
+        return destination != WORKFLOW_DESTINATION or self.workflow_destination
+
     async def _after_insert(self, events: Sequence[EventRecord]) -> None:
         planned: dict[str, list[QueuedDelivery]] = self._planned_by_event or {}
-        deliveries = [d for e in events for d in planned.pop(e.event_id, [])]
+        deliveries = [d for e in events for d in planned.pop(e.event_id, []) if self._sendable(d.destination)]
         try:
             await self.send_deliveries(deliveries)
         except Exception as exc:  # never fail a stored request: the sweep recovers
             log.warning("delivery_enqueue_failed", count=len(deliveries), error=repr(exc))
 
     async def _after_replay(self, event_ids: Sequence[str]) -> None:
+        await self._resend(event_ids, None)
+
+    async def _after_reactivate(self, subscription_id: str, event_ids: Sequence[str]) -> None:
+        await self._resend(event_ids, subscription_id)
+
+    async def _resend(self, event_ids: Sequence[str], destination: str | None) -> None:
         deliveries: list[QueuedDelivery] = []
         for event_id in event_ids:
             for d in (await self._dests(event_id)).values():
-                if d["status"] == DeliveryStatus.PENDING:
+                if d["status"] != DeliveryStatus.PENDING or not self._sendable(d["destination"]):
+                    continue
+                if destination is None or d["destination"] == destination:
                     deliveries.append(QueuedDelivery(d["event_id"], d["user_id"], d["destination"]))
         await self.send_deliveries(deliveries)
+
+    def _unsendable(self, destination: str) -> bool:
+        return not self._sendable(destination)
 
     # -- the sweep --------------------------------------------------------------------------------
     async def sweep_unsent(self, older_than_s: float = SWEEP_AFTER_S, limit: int = 1_000) -> int:
@@ -164,7 +180,8 @@ class QueuePart(FanoutPart):
         bound = now_us() - int(older_than_s * 1_000_000)
         found: list[tuple[int, str, str]] = []
         for kind in ("due", "fan"):
-            found += await self._due_candidates(kind, bound, limit, unleased_at=now_us())
+            due = await self._due_candidates(kind, bound, limit, self._unsendable, unleased_at=now_us())
+            found += await self._filtered(kind, due)  # paused subscriptions wait for their resume
         found.sort()
         deliveries: list[QueuedDelivery] = []
         for _key, event_id, destination in found[:limit]:
@@ -185,6 +202,8 @@ class QueuePart(FanoutPart):
             d = (await self._dests(delivery.event_id)).get(delivery.destination)
             if d is None or d["user_id"] != delivery.user_id or d["status"] != DeliveryStatus.PENDING:
                 return TargetedClaim(ClaimState.DONE)
+            if d["fanout"] and not await self._allowed("fan", {delivery.destination}):
+                return TargetedClaim(ClaimState.DONE)  # paused: resuming sends its messages again
             if is_leased(d, now):
                 return TargetedClaim(ClaimState.NOT_DUE, due_us=int(d["lease_until_us"]))
             if d["due_us"] > now:
