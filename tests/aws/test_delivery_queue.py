@@ -474,3 +474,7 @@ async def test_without_a_workflow_url_no_workflow_message_is_sent(aws_endpoint: 
         assert await s.sweep_unsent(older_than_s=0) == 1  # the subscription's, never bob's workflow one
     finally:
         await s.close()
+
+
+async def test_an_empty_batch_reports_nothing(box: WorkerContainer) -> None:
+    assert await invoke(box, {"Records": []}) == {"batchItemFailures": []}

@@ -79,6 +79,8 @@ def set_container(value: WorkerContainer | None) -> None:
 
 def process(event: dict[str, Any], context: Any, box: WorkerContainer) -> dict[str, Any]:
     records = [SQSRecord(r) for r in event.get("Records", [])]
+    if not records:  # BatchProcessor refuses an empty batch; there is nothing to report
+        return {"batchItemFailures": []}
     messages = [Message(r.message_id, r.body, r.receipt_handle) for r in records]
     asyncio.set_event_loop(box.loop)
     fates: dict[str, Fate] = box.loop.run_until_complete(box.consumer.handle_all(messages))
