@@ -346,6 +346,8 @@ async def test_fanned_out_messages_go_to_their_own_destinations_and_a_410_disabl
         disabled = await store.get_subscription("alice", gone.subscription_id)
         assert disabled is not None and disabled.status == "disabled"
         states = {d.destination: d.status for d in await store.list_deliveries("alice", record.event_id)}
+        fetched = await store.get_event("alice", record.event_id)
+        assert fetched is not None and fetched.status == EventStatus.FAILED  # nothing pending, one dead
         assert states == {
             WORKFLOW_DESTINATION: "delivered",
             ok.subscription_id: "delivered",
@@ -478,3 +480,22 @@ async def test_without_a_workflow_url_no_workflow_message_is_sent(aws_endpoint: 
 
 async def test_an_empty_batch_reports_nothing(box: WorkerContainer) -> None:
     assert await invoke(box, {"Records": []}) == {"batchItemFailures": []}
+
+
+async def test_concurrent_outcomes_of_one_event_derive_its_final_status(
+    store: DynamoDBStorage, box: WorkerContainer, receiver: Receiver
+) -> None:
+    subs = [subscription(), subscription()]
+    for s in subs:
+        s.target_url = receiver.url
+    await subscribe(store, *subs)
+    records = [event(ts=now_us() + i) for i in range(12)]
+    await store.insert_events(records, [])
+    messages = await receive(store)
+    assert len(messages) == 36
+    for start in range(0, len(messages), 10):  # batches of 10 as SQS hands them out, in a shuffle
+        batch = messages[start : start + 10]
+        assert await invoke(box, sqs_event(batch, store.names.delivery_queue)) == {"batchItemFailures": []}
+    for r in records:
+        fetched = await store.get_event("alice", r.event_id)
+        assert fetched is not None and fetched.status == EventStatus.DELIVERED, r.event_id

@@ -384,15 +384,25 @@ class DeliveryPart(DynamoCore):
             return False
         return True
 
+    async def _snapshot(self, event_id: str) -> tuple[dict[str, Any] | None, dict[str, Item]]:
+        """The event item, then its deliveries, read in this order: a write that commits after the
+        event was read bumps its ``dseq``, so an update conditional on the ``dseq`` read here
+        never rests on deliveries older than that write. (Read the other way round, a write
+        landing between the two reads would pass the condition with stale deliveries.)"""
+        dests = await self._dests(event_id)
+        if not dests:
+            return None, dests
+        any_d = next(iter(dests.values()))
+        ev = await self._delivery_event_item(any_d["user_shard"], any_d["ts_id"])
+        if ev is None:
+            return None, dests
+        return ev, await self._dests(event_id)
+
     async def _rederive(self, event_id: str) -> None:
         """Write the event status its deliveries give (after a change outside record_*)."""
         for _ in range(RACE_RETRIES):
-            dests = await self._dests(event_id)
-            if not dests:
-                return
-            any_d = next(iter(dests.values()))
-            ev = await self._delivery_event_item(any_d["user_shard"], any_d["ts_id"])
-            if ev is None:
+            ev, dests = await self._snapshot(event_id)
+            if ev is None or not dests:
                 return
             update = self._event_status_update(ev, dests.values(), None)
             try:
@@ -659,12 +669,9 @@ class DeliveryPart(DynamoCore):
     async def _record_one(self, r: AttemptRecord) -> bool:
         a = r.attempt
         for _ in range(RACE_RETRIES):
-            dests = await self._dests(a.event_id)
+            ev, dests = await self._snapshot(a.event_id)
             d = dests.get(a.destination)
-            if d is None or d["user_id"] != a.user_id:
-                return False
-            ev = await self._delivery_event_item(d["user_shard"], d["ts_id"])
-            if ev is None:
+            if d is None or d["user_id"] != a.user_id or ev is None:
                 return False
             seen = d["ver"]
             applied = apply_outcome(d, a, r.lease_token, r.next_attempt_us, "acknowledged_us" in ev)
@@ -778,7 +785,7 @@ class DeliveryPart(DynamoCore):
         self, event_id: str, selector: ReplaySelector, at_us: int, audit: Callable[[str], AuditRecord]
     ) -> bool:
         for _ in range(RACE_RETRIES):
-            dests = await self._dests(event_id)
+            ev, dests = await self._snapshot(event_id)
             failed = [
                 d
                 for d in dests.values()
@@ -788,7 +795,6 @@ class DeliveryPart(DynamoCore):
             ]
             if not failed:
                 return False
-            ev = await self._delivery_event_item(failed[0]["user_shard"], failed[0]["ts_id"])
             if ev is None or "acknowledged_us" in ev:
                 return False
             if selector.event_type is not None and ev["event_type"]["S"] != selector.event_type:
