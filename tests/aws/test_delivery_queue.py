@@ -499,3 +499,20 @@ async def test_concurrent_outcomes_of_one_event_derive_its_final_status(
     for r in records:
         fetched = await store.get_event("alice", r.event_id)
         assert fetched is not None and fetched.status == EventStatus.DELIVERED, r.event_id
+
+
+async def test_an_acknowledged_events_message_is_dropped_unpushed(
+    store: DynamoDBStorage, box: WorkerContainer, receiver: Receiver
+) -> None:
+    receiver.script = always(Respond(503))
+    record = event(ts=now_us())
+    await store.insert_events([record], [])
+    (message,) = await receive(store)
+    await invoke(box, sqs_event([message], store.names.delivery_queue))  # a retry is scheduled
+    await store.acknowledge("alice", [record.event_id], now_us(), {})
+    (dest,) = (await store._dests(record.event_id)).values()
+    assert dest["status"] == "cancelled" and "due_shard" not in dest
+    assert await store.next_delivery_due(now_us() + 10**10) is None
+    # the message comes back when its retry would have been due: nothing is pushed
+    assert await invoke(box, sqs_event([message], store.names.delivery_queue)) == {"batchItemFailures": []}
+    assert len(receiver.requests) == 1
