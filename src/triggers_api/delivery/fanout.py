@@ -308,6 +308,15 @@ class FanoutWorker:
         dest.pushing += 1
         return await self._deliver(dest, claim)
 
+    async def housekeeping(self) -> None:
+        """What the loop does between claims, for a caller that runs no loop: re-read known
+        subscriptions (target, secret, status) and disable those failing too long. Time-gated:
+        cheap to call before every batch."""
+        try:
+            await self._housekeeping()
+        except Exception as exc:  # the next call tries again
+            log.warning("fanout_housekeeping_failed", worker_id=self.worker_id, error=repr(exc))
+
     def retry_in(self, destination: str) -> float:
         """Seconds until the destination's circuit may let a request through (0 when closed)."""
         dest = self.destinations.get(destination)

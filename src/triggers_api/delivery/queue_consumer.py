@@ -115,6 +115,7 @@ class QueueConsumer:
 
     async def handle_all(self, messages: Sequence[Message]) -> dict[str, Fate]:
         """Every message concurrently; visibilities of the ones that stay are set before return."""
+        await self.worker.housekeeping()  # subscription changes, disable-after (time-gated)
         fates = await asyncio.gather(*(self.handle(m) for m in messages))
         await asyncio.gather(
             *(
@@ -185,6 +186,7 @@ async def consume(
             await asyncio.sleep(1)
             continue
         if not messages:
+            await consumer.worker.housekeeping()
             continue
         fates = await consumer.handle_all(messages)
         try:
