@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.aws_emulator import aws_endpoint, aws_env  # noqa: F401 - session fixtures for tests/aws and tests/contract
 from tests.postgres.schemas import (
     NO_SERVER,
     POSTGRES_URL_ENV,

@@ -19,7 +19,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///./data/triggers.db",
-        description="sqlite:///path (embedded default) or postgresql://user@host/db",
+        description=(
+            "sqlite:///path (embedded default), postgresql://user@host/db, or "
+            "dynamodb://<prefix>?region=<region>[&endpoint_url=<url>] (docs/deploy-aws.md)"
+        ),
     )
     redis_url: str | None = Field(None, description="Shared rate-limit counters when set")
     archive_dir: Path = Field(Path("./data/archive"), description="Gzip JSON Lines archive of expired events")
@@ -240,6 +243,45 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def is_dynamodb(self) -> bool:
+        return self.database_url.startswith("dynamodb://")
+
+    def _dynamodb_parts(self) -> tuple[str, dict[str, str]]:
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(self.database_url)
+        prefix = parts.netloc or parts.path.strip("/")
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(query) - {"region", "endpoint_url"})
+        if not prefix or "/" in prefix or unknown:
+            raise ValueError(
+                "TRIGGERS_DATABASE_URL must be dynamodb://<prefix>?region=<region>[&endpoint_url=<url>]"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            )
+        return prefix, query
+
+    def dynamodb_prefix(self) -> str:
+        """``dynamodb://triggers-prod?region=eu-west-1`` -> ``triggers-prod`` (tables ``<prefix>-events``...)."""
+        return self._dynamodb_parts()[0]
+
+    def dynamodb_region(self) -> str:
+        """The ``region`` parameter; else AWS_REGION / AWS_DEFAULT_REGION (set inside Lambda)."""
+        import os
+
+        region = (
+            self._dynamodb_parts()[1].get("region")
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+        )
+        if not region:
+            raise ValueError("TRIGGERS_DATABASE_URL=dynamodb://...: add ?region=<region>")
+        return region
+
+    def dynamodb_endpoint_url(self) -> str | None:
+        """``endpoint_url`` points every AWS client at an emulator (``make aws-local``)."""
+        return self._dynamodb_parts()[1].get("endpoint_url") or None
 
     def session_secret_path(self) -> Path:
         """The generated session secret lives in the data directory (``./data`` by default)."""

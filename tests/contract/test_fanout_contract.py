@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import orjson
+import pytest
 
 from tests.contract.conftest import OpenTwin
 from tests.contract.test_storage_contract import T0, audit_for, event
@@ -122,7 +123,7 @@ async def test_an_event_without_a_matching_subscription_stays_on_the_single_path
 
 
 async def test_without_a_workflow_destination_only_subscriptions_get_deliveries(
-    backend: str, tmp_path: object
+    backend: str, tmp_path: object, request: pytest.FixtureRequest
 ) -> None:
     from pathlib import Path
 
@@ -131,11 +132,22 @@ async def test_without_a_workflow_destination_only_subscriptions_get_deliveries(
     from triggers_api.storage.sqlite import SQLiteStorage
 
     schema = new_schema_name()
-    store: Storage = (
-        SQLiteStorage(Path(str(tmp_path)) / "nowf.db", workflow_destination=False)
-        if backend == "sqlite"
-        else PostgresStorage(postgres_url(), schema=schema, workflow_destination=False)
-    )
+    store: Storage
+    if backend == "sqlite":
+        store = SQLiteStorage(Path(str(tmp_path)) / "nowf.db", workflow_destination=False)
+    elif backend == "dynamodb":
+        from tests.aws_emulator import REGION, new_prefix
+        from triggers_api.storage.dynamodb import DynamoDBStorage
+
+        request.getfixturevalue("aws_env")
+        store = DynamoDBStorage(
+            new_prefix(),
+            region=REGION,
+            endpoint_url=request.getfixturevalue("aws_endpoint"),
+            workflow_destination=False,
+        )
+    else:
+        store = PostgresStorage(postgres_url(), schema=schema, workflow_destination=False)
     await store.open()
     try:
         sub = subscription()

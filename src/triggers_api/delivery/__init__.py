@@ -24,6 +24,8 @@ def install(app: FastAPI, services: Services) -> None:
     extras = services.extras
     app.include_router(router)
     extras["attempts_of"] = partial(attempts_json, services.storage)
+    if _install_queue_worker(services):
+        return
     worker: DeliveryWorker | None = None
     if settings.workflow_url and settings.delivery_in_process:
         hub = extras.get("stream_hub")
@@ -81,3 +83,40 @@ def install(app: FastAPI, services: Services) -> None:
         return {"push": "disabled", "worker": "off"}
 
     extras.setdefault("health_checks", {})["delivery"] = delivery_health
+
+
+def _install_queue_worker(services: Services) -> bool:
+    """DynamoDB + SQS: one worker consumes the delivery queue (``queue_consumer.QueueWorker``,
+    the Lambda handler's code) in place of the claim loops. False on the other backends."""
+    from triggers_api.delivery.queue_consumer import QueueWorker
+    from triggers_api.storage.dynamodb import DynamoDBStorage
+
+    if not isinstance(services.storage, DynamoDBStorage):
+        return False
+    settings, extras = services.settings, services.extras
+    extras["deliveries_of"] = partial(deliveries_json, services.storage)
+    worker: QueueWorker | None = None
+    if settings.delivery_in_process:
+        hub = extras.get("stream_hub")
+        worker = QueueWorker(
+            services.storage,
+            settings,
+            metrics=extras.get("metrics"),
+            guard=extras.get("destination_guard"),
+            on_dead_letter=hub.notify_user if hub is not None else None,
+            tracing=extras.get("tracing"),
+        )
+        extras["fanout_worker"] = worker.fanout
+        extras["delivery_wake"] = worker.wake
+        extras["destination_circuit"] = worker.fanout.circuit_of
+        extras.setdefault("on_startup", []).append(worker.start)
+        extras.setdefault("on_shutdown", []).append(worker.stop)
+        on_exit_signal(services, worker.stop_claiming)
+
+    async def delivery_health() -> dict[str, object]:
+        if worker is not None:
+            return {"push": "enabled" if settings.workflow_url else "subscriptions", **worker.snapshot()}
+        return {"push": "enabled", "worker": "external"}
+
+    extras.setdefault("health_checks", {})["delivery"] = delivery_health
+    return True

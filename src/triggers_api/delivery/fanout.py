@@ -24,6 +24,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
@@ -68,6 +70,15 @@ DISABLE_CHECK_SECONDS = 30.0
 STORED_WAKE_INTERVAL = 0.02
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What one recorded push decided (``FanoutWorker.deliver_once``)."""
+
+    outcome: AttemptOutcome
+    next_attempt_us: int | None  # RETRY: when
+    applied: bool
+
+
 class FanoutWorker:
     def __init__(
         self,
@@ -95,7 +106,7 @@ class FanoutWorker:
         if self._workflow is not None:
             self.destinations[WORKFLOW_DESTINATION] = self._workflow
         self._on_dead_letter = on_dead_letter
-        self._tasks: dict[asyncio.Task[None], FanoutClaim] = {}
+        self._tasks: dict[asyncio.Task[Any], FanoutClaim] = {}
         self._wake = asyncio.Event()
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
@@ -275,7 +286,7 @@ class FanoutWorker:
             self._tasks[task] = stale[0]
             task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("fanout_task_crashed", worker_id=self.worker_id, error=repr(task.exception()))
@@ -304,14 +315,44 @@ class FanoutWorker:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     # -- one push -----------------------------------------------------------------------------------
-    async def _deliver(self, dest: Destination, claim: FanoutClaim) -> None:
+    async def deliver_once(self, claim: FanoutClaim) -> Decided | None:
+        """Push one claim taken outside the loop (an SQS message's delivery: ``aws/lambda_worker``
+        and the queue consumer of ``triggers-api worker`` on DynamoDB) and record its outcome,
+        exactly as the loop does. None when it was not pushed: its destination is unknown or not
+        active (released, due in a lease's time) or its circuit is open (released, due when the
+        circuit may close again: ``Decided``-less, see ``retry_in``)."""
+        dest = self.destinations.get(claim.destination)
+        if dest is None and claim.destination != WORKFLOW_DESTINATION:
+            await self._load({claim.destination})
+            dest = self.destinations.get(claim.destination)
+        if dest is None:
+            await self._release([claim], now_us() + self.lease_us)
+            return None
+        dest.pushing += 1
+        return await self._deliver(dest, claim)
+
+    async def housekeeping(self) -> None:
+        """What the loop does between claims, for a caller that runs no loop: re-read known
+        subscriptions (target, secret, status) and disable those failing too long. Time-gated:
+        cheap to call before every batch."""
+        try:
+            await self._housekeeping()
+        except Exception as exc:  # the next call tries again
+            log.warning("fanout_housekeeping_failed", worker_id=self.worker_id, error=repr(exc))
+
+    def retry_in(self, destination: str) -> float:
+        """Seconds until the destination's circuit may let a request through (0 when closed)."""
+        dest = self.destinations.get(destination)
+        return dest.breaker.reopens_in() if dest is not None else 0.0
+
+    async def _deliver(self, dest: Destination, claim: FanoutClaim) -> Decided | None:
         """One push and its recorded outcome. The slot stays taken until the outcome commits, so
         what a killed worker pushed but never recorded (and what is pushed again once its lease
         expires) is at most its concurrency per destination: at-least-once, bounded."""
         try:
             if not dest.breaker.before_request():
                 await self._release([claim], now_us() + int(dest.breaker.reopens_in() * 1_000_000))
-                return
+                return None
             started = now_us()
             try:
                 result = await self._push(dest, claim)
@@ -324,7 +365,7 @@ class FanoutWorker:
                 dest.breaker.record_success()
             if result.retry_after is not None:
                 dest.hold_for(result.retry_after)  # Retry-After holds this destination back, no other
-            await self._record(dest, claim, result, started)
+            return await self._record(dest, claim, result, started)
         finally:
             dest.pushing -= 1
             if self._claiming:
@@ -350,7 +391,9 @@ class FanoutWorker:
                 span.set_attribute("http.response.status_code", result.status)
             return result
 
-    async def _record(self, dest: Destination, claim: FanoutClaim, result: PushResult, started: int) -> None:
+    async def _record(
+        self, dest: Destination, claim: FanoutClaim, result: PushResult, started: int
+    ) -> Decided | None:
         event = claim.event
         gone = result.status == 410 and dest.name != WORKFLOW_DESTINATION
         next_at: int | None = None
@@ -397,7 +440,7 @@ class FanoutWorker:
             )
         except Exception as exc:  # the lease will expire and the delivery be tried again
             log.error("fanout_record_failed", event_id=event.event_id, destination=dest.name, error=repr(exc))
-            return
+            return None
         if self.metrics is not None:
             self.metrics.destination_deliveries.labels(dest.label, outcome.value).inc()
             self.metrics.attempt_duration.observe(result.duration_s)
@@ -415,6 +458,7 @@ class FanoutWorker:
             await self._disable(dest.name, "target answered 410 Gone")
         if outcome is AttemptOutcome.FAILED and applied and self._on_dead_letter is not None:
             self._on_dead_letter(event.user_id)
+        return Decided(outcome, next_at, applied)
 
     async def _disable(self, subscription_id: str, reason: str) -> None:
         def audit(record: SubscriptionRecord) -> AuditRecord:

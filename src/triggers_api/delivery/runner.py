@@ -10,10 +10,12 @@ from prometheus_client import start_http_server
 
 from triggers_api.config import Settings
 from triggers_api.delivery.fanout import FanoutWorker
+from triggers_api.delivery.queue_consumer import QueueWorker
 from triggers_api.delivery.worker import DeliveryWorker
 from triggers_api.metrics import Metrics
 from triggers_api.storage import build_storage
-from triggers_api.tracing import build_tracing
+from triggers_api.storage.dynamodb import DynamoDBStorage
+from triggers_api.tracing import Tracing, build_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +44,9 @@ async def run_worker(
         if metrics_port is not None:
             start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
         tracing = build_tracing(settings, service_name="triggers-api-worker")
+        if isinstance(storage, DynamoDBStorage):  # DynamoDB: consume the delivery queue (Lambda's code)
+            await _run_queue_worker(storage, settings, metrics, tracing)
+            return
         worker = (
             DeliveryWorker(storage, settings, metrics=metrics, tracing=tracing)
             if settings.workflow_url
@@ -64,3 +69,19 @@ async def run_worker(
             tracing.shutdown()
     finally:
         await storage.close()
+
+
+async def _run_queue_worker(
+    storage: DynamoDBStorage, settings: Settings, metrics: Metrics, tracing: Tracing | None
+) -> None:
+    worker = QueueWorker(storage, settings, metrics=metrics, tracing=tracing)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    await stop.wait()
+    log.info("delivery_worker_stopping", worker_id=worker.worker_id, in_flight=worker.in_flight)
+    await worker.stop()
+    if tracing is not None:
+        tracing.shutdown()

@@ -28,6 +28,15 @@ def build_storage(settings: Settings) -> Storage:
             timeout=settings.database_timeout,
             workflow_destination=settings.workflow_url is not None,
         )
+    if settings.is_dynamodb:
+        from triggers_api.storage.dynamodb import DynamoDBStorage
+
+        return DynamoDBStorage(
+            settings.dynamodb_prefix(),
+            region=settings.dynamodb_region(),
+            endpoint_url=settings.dynamodb_endpoint_url(),
+            workflow_destination=settings.workflow_url is not None,
+        )
     raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")
 
 

@@ -13,8 +13,28 @@ resource "aws_dynamodb_table" "events" {
   stream_view_type            = "NEW_AND_OLD_IMAGES"
 
   attribute {
+    name = "expiry_shard"
+    type = "S"
+  }
+
+  attribute {
     name = "inbox_ts_id"
     type = "S"
+  }
+
+  attribute {
+    name = "stream_pos"
+    type = "N"
+  }
+
+  attribute {
+    name = "stream_shard"
+    type = "S"
+  }
+
+  attribute {
+    name = "ttl"
+    type = "N"
   }
 
   attribute {
@@ -47,6 +67,28 @@ resource "aws_dynamodb_table" "events" {
     projection_type = "KEYS_ONLY"
   }
 
+  global_secondary_index {
+    name               = "StreamIndex"
+    hash_key           = "user_shard"
+    range_key          = "stream_pos"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["event_type"]
+  }
+
+  global_secondary_index {
+    name            = "StreamHeadIndex"
+    hash_key        = "stream_shard"
+    range_key       = "stream_pos"
+    projection_type = "KEYS_ONLY"
+  }
+
+  global_secondary_index {
+    name            = "ExpiryIndex"
+    hash_key        = "expiry_shard"
+    range_key       = "ttl"
+    projection_type = "KEYS_ONLY"
+  }
+
   ttl {
     attribute_name = "ttl"
     enabled        = true
@@ -71,6 +113,11 @@ resource "aws_dynamodb_table" "deliveries" {
   hash_key                    = "event_id"
   range_key                   = "item"
   deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "attempt_started_us"
+    type = "N"
+  }
 
   attribute {
     name = "dead_ts_id"
@@ -98,21 +145,42 @@ resource "aws_dynamodb_table" "deliveries" {
   }
 
   attribute {
+    name = "sub_pending"
+    type = "S"
+  }
+
+  attribute {
     name = "user_shard"
     type = "S"
   }
 
   global_secondary_index {
-    name            = "DueIndex"
-    hash_key        = "due_shard"
-    range_key       = "next_attempt_us"
-    projection_type = "KEYS_ONLY"
+    name               = "DueIndex"
+    hash_key           = "due_shard"
+    range_key          = "next_attempt_us"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["lease_until_us"]
   }
 
   global_secondary_index {
     name            = "DeadLetterIndex"
     hash_key        = "user_shard"
     range_key       = "dead_ts_id"
+    projection_type = "KEYS_ONLY"
+  }
+
+  global_secondary_index {
+    name               = "AttemptIndex"
+    hash_key           = "user_shard"
+    range_key          = "attempt_started_us"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["outcome", "destination"]
+  }
+
+  global_secondary_index {
+    name            = "SubscriptionPendingIndex"
+    hash_key        = "sub_pending"
+    range_key       = "event_id"
     projection_type = "KEYS_ONLY"
   }
 
@@ -185,6 +253,11 @@ resource "aws_dynamodb_table" "audit_logs" {
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
+    name = "age_shard"
+    type = "S"
+  }
+
+  attribute {
     name = "event_id"
     type = "S"
   }
@@ -218,6 +291,13 @@ resource "aws_dynamodb_table" "audit_logs" {
     projection_type = "ALL"
   }
 
+  global_secondary_index {
+    name            = "AuditAgeIndex"
+    hash_key        = "age_shard"
+    range_key       = "ts_log_id"
+    projection_type = "KEYS_ONLY"
+  }
+
   ttl {
     attribute_name = "ttl"
     enabled        = true
@@ -233,7 +313,7 @@ resource "aws_dynamodb_table" "audit_logs" {
 }
 
 # Idempotency records: '<user_id>#<Idempotency-Key>', written with a condition (absent or expired)
-# in the transaction that stores the events they answer for.
+# before the events they answer for are stored (docs/deploy-aws.md).
 resource "aws_dynamodb_table" "idempotency" {
   name                        = "${var.name_prefix}-idempotency"
   billing_mode                = "PAY_PER_REQUEST"
@@ -241,8 +321,25 @@ resource "aws_dynamodb_table" "idempotency" {
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
+    name = "expires_us"
+    type = "N"
+  }
+
+  attribute {
+    name = "expiry_shard"
+    type = "S"
+  }
+
+  attribute {
     name = "user_key"
     type = "S"
+  }
+
+  global_secondary_index {
+    name            = "IdempotencyExpiryIndex"
+    hash_key        = "expiry_shard"
+    range_key       = "expires_us"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {
@@ -359,3 +456,44 @@ resource "aws_dynamodb_table" "counters" {
   }
 }
 
+
+# The schema catalog (issue 11): per user 'type#<name>' (current), 'version#<name>#<n>' (every
+# version, kept after a delete) and 'stamp' (grows with each change).
+resource "aws_dynamodb_table" "event_types" {
+  name                        = "${var.name_prefix}-event-types"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "user_id"
+  range_key                   = "item"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "item"
+    type = "S"
+  }
+
+  attribute {
+    name = "stamp_bucket"
+    type = "S"
+  }
+
+  attribute {
+    name = "user_id"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name               = "StampIndex"
+    hash_key           = "stamp_bucket"
+    range_key          = "user_id"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["stamp"]
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

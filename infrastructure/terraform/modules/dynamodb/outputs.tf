@@ -9,6 +9,7 @@ output "table_names" {
     subscriptions = aws_dynamodb_table.subscriptions.name
     users         = aws_dynamodb_table.users.name
     counters      = aws_dynamodb_table.counters.name
+    event-types   = aws_dynamodb_table.event_types.name
   }
 }
 
@@ -23,6 +24,7 @@ output "table_arns" {
     subscriptions = aws_dynamodb_table.subscriptions.arn
     users         = aws_dynamodb_table.users.arn
     counters      = aws_dynamodb_table.counters.arn
+    event-types   = aws_dynamodb_table.event_types.arn
   }
 }
 

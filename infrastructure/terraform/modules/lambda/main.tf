@@ -90,13 +90,14 @@ data "aws_iam_policy_document" "api" {
       local.table["subscriptions"], local.index_arns["subscriptions"],
       local.table["users"],
       local.table["counters"],
+      local.table["event-types"], local.index_arns["event-types"],
     ]
   }
 
   statement {
-    sid       = "DeleteSubscriptions"
+    sid       = "DeleteSubscriptionsAndEventTypes"
     actions   = ["dynamodb:DeleteItem"]
-    resources = [local.table["subscriptions"]]
+    resources = [local.table["subscriptions"], local.table["event-types"]]
   }
 
   statement {

@@ -44,7 +44,15 @@ EVENT_POINTER = "#event"  # the deliveries-table item that maps an event id to i
 DESTINATION_PREFIX = "dest#"
 ATTEMPT_PREFIX = "attempt#"
 DUE_SHARDS = 64  # DueIndex partitions: see due_shard()
+SUB_PENDING_SHARDS = 16  # SubscriptionPendingIndex partitions per subscription
 FAILING_BUCKET = "failing"  # the single partition of the (small, sparse) FailingIndex
+# Partitions of the indexes read across every user (stream head, expiry, audit age, idempotency
+# expiry): each takes one KEYS_ONLY write per item, so 32 of them carry 16,000 writes/s at
+# SHARD_TARGET_WCU_PER_S; a reader queries all 32 (concurrently) and merges.
+GLOBAL_SHARDS = 32
+#: Stream positions are ``<µs of the write> * POSITIONS_PER_US + <slot>``: a batch takes
+#: consecutive slots (batches hold at most 1,000 events), below 2**63 until the year 2262.
+POSITIONS_PER_US = 1_000
 
 # -- the delivery queues ---------------------------------------------------------------------------------
 WORKER_TIMEOUT_S = 30  # lambda_worker's timeout: 10 pushes of <= 10 s each, concurrently, plus margin
@@ -211,6 +219,37 @@ EVENTS = Table(
                 "status changes never write to it: one index write per event, at insert."
             ),
         ),
+        GlobalIndex(
+            name="StreamIndex",
+            partition=USER_SHARD,
+            sort=S("stream_pos", "N"),
+            projection="INCLUDE",
+            include=("event_type",),
+            purpose=(
+                "The live stream and long poll (events_after): a user's events in stream-position "
+                "order (write time, see stream.py), with the type to filter on."
+            ),
+        ),
+        GlobalIndex(
+            name="StreamHeadIndex",
+            partition=S("stream_shard"),
+            sort=S("stream_pos", "N"),
+            projection="KEYS_ONLY",
+            purpose=(
+                "stream_head: the newest settled position of anyone, one Query (Limit 1, newest "
+                "first) per stream#0..31 partition."
+            ),
+        ),
+        GlobalIndex(
+            name="ExpiryIndex",
+            partition=S("expiry_shard"),
+            sort=S(TTL_ATTRIBUTE, "N"),
+            projection="KEYS_ONLY",
+            purpose=(
+                "Retention without a Scan (expired_events): events by expiry in expiry#0..31, for "
+                "the in-process retention loop; on AWS TTL deletes and the archiver reads the stream."
+            ),
+        ),
     ),
     stream_view="NEW_AND_OLD_IMAGES",
 )
@@ -230,12 +269,16 @@ DELIVERIES = Table(
             name="DueIndex",
             partition=S("due_shard"),
             sort=S("next_attempt_us", "N"),
-            projection="KEYS_ONLY",
+            projection="INCLUDE",
+            include=("lease_until_us",),
             sparse=True,
             purpose=(
-                "The sweep: due_shard ('due#0'..'due#63') is set only while a delivery is pending, "
-                "so deliveries whose SQS message was never sent (a crash between commit and send) "
-                "are found by 64 small Queries, not a Scan."
+                "Claims and the sweep: due_shard is 'due#<n>' (single destination) or 'fan#<n>' "
+                "(fanned out) only while a delivery is pending, 'dead#<n>' while dead-lettered; "
+                "next_attempt_us is the due time; lease_until_us is projected so a claim's Query "
+                "filters out live leases and reads deliveries earliest due first. Deliveries "
+                "whose SQS message was never sent (a crash between commit and send) are found by "
+                "small Queries, not a Scan."
             ),
         ),
         GlobalIndex(
@@ -247,6 +290,29 @@ DELIVERIES = Table(
             purpose=(
                 "Dead letters per user for replay by filter and per destination: dead_ts_id = "
                 "'<ts_id>#<destination>' is set only while the delivery is failed."
+            ),
+        ),
+        GlobalIndex(
+            name="AttemptIndex",
+            partition=USER_SHARD,
+            sort=S("attempt_started_us", "N"),
+            projection="INCLUDE",
+            include=("outcome", "destination"),
+            sparse=True,
+            purpose=(
+                "A user's attempts by start time (the metrics summary's counts per destination): "
+                "only attempt items carry attempt_started_us; sharded like the user's events."
+            ),
+        ),
+        GlobalIndex(
+            name="SubscriptionPendingIndex",
+            partition=S("sub_pending"),
+            sort=S("event_id"),
+            projection="KEYS_ONLY",
+            sparse=True,
+            purpose=(
+                "Pending deliveries of one subscription, to cancel them when it is deleted or "
+                "disabled: sub_pending = '<subscription_id>#<0..15>' only while pending."
             ),
         ),
     ),
@@ -300,6 +366,16 @@ AUDIT_LOGS = Table(
             projection="ALL",
             purpose="Audit by action: '<user_id>#<action>#<shard>', sharded like the table.",
         ),
+        GlobalIndex(
+            name="AuditAgeIndex",
+            partition=S("age_shard"),
+            sort=S("ts_log_id"),
+            projection="KEYS_ONLY",
+            purpose=(
+                "purge_audit(before) without a Scan: records by time in age#0..31 (TTL removes "
+                "them after 7 years anyway; this serves a shorter TRIGGERS_AUDIT_RETENTION_DAYS)."
+            ),
+        ),
     ),
 )
 
@@ -309,7 +385,16 @@ IDEMPOTENCY = Table(
     sort=None,
     purpose=(
         "Idempotency records: '<user_id>#<Idempotency-Key>', written with a condition (absent or "
-        "expired) in the transaction that stores the events they answer for."
+        "expired) before the events they answer for are stored (docs/deploy-aws.md)."
+    ),
+    indexes=(
+        GlobalIndex(
+            name="IdempotencyExpiryIndex",
+            partition=S("expiry_shard"),
+            sort=S("expires_us", "N"),
+            projection="KEYS_ONLY",
+            purpose="purge_idempotency(now) without a Scan: records by expiry in expiry#0..31.",
+        ),
     ),
 )
 
@@ -361,6 +446,31 @@ COUNTERS = Table(
     point_in_time_recovery=False,
 )
 
+EVENT_TYPES = Table(
+    suffix="event-types",
+    partition=S("user_id"),
+    sort=S("item"),
+    purpose=(
+        "The schema catalog (issue 11): per user 'type#<name>' (current), 'version#<name>#<n>' "
+        "(every version, kept after a delete) and 'stamp' (grows with each change)."
+    ),
+    indexes=(
+        GlobalIndex(
+            name="StampIndex",
+            partition=S("stamp_bucket"),
+            sort=S("user_id"),
+            projection="INCLUDE",
+            include=("stamp",),
+            sparse=True,
+            purpose=(
+                "event_type_stamps: every user's stamp in one Query (stamp_bucket = 'stamps' is set "
+                "only on stamp items; catalog changes are rare, so one partition takes them)."
+            ),
+        ),
+    ),
+    ttl_attribute=None,
+)
+
 TABLES: tuple[Table, ...] = (
     EVENTS,
     DELIVERIES,
@@ -370,6 +480,7 @@ TABLES: tuple[Table, ...] = (
     SUBSCRIPTIONS,
     USERS,
     COUNTERS,
+    EVENT_TYPES,
 )
 
 DELIVERY_DLQ = Queue(
@@ -423,8 +534,23 @@ def user_shard(user_id: str, shard: int) -> str:
     return f"{user_id}#{shard}"
 
 
-def due_shard(event_id: str, destination: str) -> str:
-    return f"due#{stable_hash(f'{event_id}#{destination}') % DUE_SHARDS}"
+def global_shard(kind: str, item_id: str) -> str:
+    """``<kind>#<n>``, n in 0..GLOBAL_SHARDS-1: the partition of a cross-user index entry."""
+    return f"{kind}#{stable_hash(item_id) % GLOBAL_SHARDS}"
+
+
+def global_shards(kind: str) -> list[str]:
+    return [f"{kind}#{i}" for i in range(GLOBAL_SHARDS)]
+
+
+def due_shard(event_id: str, destination: str, kind: str = "due", shards: int = DUE_SHARDS) -> str:
+    """The DueIndex partition of a delivery: ``kind`` is 'due' (single destination), 'fan'
+    (fanned out) or 'dead' (dead letter)."""
+    return f"{kind}#{stable_hash(f'{event_id}#{destination}') % shards}"
+
+
+def sub_pending(subscription_id: str, event_id: str) -> str:
+    return f"{subscription_id}#{stable_hash(event_id) % SUB_PENDING_SHARDS}"
 
 
 # -- sharding arithmetic (docs/deploy-aws.md shows it worked through) -------------------------------------
