@@ -9,6 +9,7 @@ the ``eventSourceARN`` Lambda adds when it hands the record over.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import json
 import time
@@ -236,3 +237,37 @@ def test_the_retention_sweep_archives_to_s3_when_the_archive_url_says_so(
     assert sorted(line["event_id"] for line in lines) == sorted(ids)
     assert {json.dumps(line["payload"]) for line in lines} == {'{"i": 0}', '{"i": 1}'}
     assert all("acknowledged_at" in line for line in lines)
+
+
+def test_the_archiver_reads_the_backends_own_event_items() -> None:
+    """The item the DynamoDB backend writes (``core.event_item``), as a stream image deserializes
+    it, decodes to the very record that was stored: the archiver and the backend agree on names."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from triggers_api.storage.dynamodb.core import event_item
+
+    record = EventRecord(
+        event_id=str(uuid.uuid4()),
+        user_id="user-a#odd",
+        event_type="order.completed",
+        payload=b'{"amount":5,"note":"\\u00e9"}',
+        status="failed",
+        ts_us=1_796_000_000_123_456,
+        expires_at=1_796_086_400,
+        metadata=b'{"source_ip":"203.0.113.9"}',
+        retry_count=2,
+        last_retry_us=1_796_000_100_000_000,
+    )
+    item = event_item(record, schema.user_shard(record.user_id, 3), position=42)
+    image = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+    assert event_from_item(image) == record
+    acknowledged = dataclasses.replace(
+        record,
+        payload=None,
+        status="delivered",
+        acknowledged_us=1_796_000_200_000_000,
+        delivered_us=1_796_000_200_000_000,
+    )
+    item = event_item(acknowledged, schema.user_shard(record.user_id, 0), position=43)
+    image = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+    assert event_from_item(image) == acknowledged
