@@ -108,6 +108,8 @@ lambda-package: venv
 
 # The AWS deployment on moto's server (127.0.0.1:4566): tables, queues and bucket, then `serve`.
 aws-local: venv
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory dashboard; \
+	else echo "npm not found: serving the API without the dashboard (Node.js 20+ builds it)"; fi
 	$(BIN)/python -m triggers_api.aws.local --port $${AWS_LOCAL_PORT:-4566} -- --host 127.0.0.1 --port 8000
 
 # -- dashboard (dashboard/): built into the package (git-ignored), served at /dashboard ------------
