@@ -109,13 +109,16 @@ def _install_queue_worker(services: Services) -> bool:
         extras["fanout_worker"] = worker.fanout
         extras["delivery_wake"] = worker.wake
         extras["destination_circuit"] = worker.fanout.circuit_of
+        extras["circuit_snapshot"] = worker.circuit
         extras.setdefault("on_startup", []).append(worker.start)
         extras.setdefault("on_shutdown", []).append(worker.stop)
         on_exit_signal(services, worker.stop_claiming)
 
     async def delivery_health() -> dict[str, object]:
+        if not settings.workflow_url:  # as on the other backends (subscriptions are pushed anyway)
+            return {"push": "disabled", "worker": "off"}
         if worker is not None:
-            return {"push": "enabled" if settings.workflow_url else "subscriptions", **worker.snapshot()}
+            return {"push": "enabled", **worker.snapshot()}
         return {"push": "enabled", "worker": "external"}
 
     extras.setdefault("health_checks", {})["delivery"] = delivery_health

@@ -243,8 +243,18 @@ class QueueWorker:
     def in_flight(self) -> int:
         return self.fanout.in_flight
 
+    def circuit(self) -> dict[str, object]:
+        """The workflow destination's circuit (what /v1/health reports for the push worker)."""
+        dest = self.fanout.destinations.get(WORKFLOW_DESTINATION)
+        return dest.breaker.snapshot() if dest is not None else {"state": "closed"}
+
     def snapshot(self) -> dict[str, object]:
-        return {"worker": "running" if not self._stop.is_set() else "stopping", "source": "sqs"}
+        return {
+            "worker": "running" if not self._stop.is_set() else "stopping",
+            "in_flight": self.in_flight,
+            "circuit": self.circuit(),
+            "source": "sqs",
+        }
 
 
 __all__ = ["Fate", "Message", "QueueConsumer", "QueueWorker", "consume"]
