@@ -20,6 +20,7 @@ HEADINGS = {
     "ours-traced": "ours, traced",
     "ours-alt": "ours, other N",
     "ours-pg": "ours (PG)",
+    "ours-aws": "ours (AWS emulator)",
     "nginx": "nginx",
     "raw": "raw ASGI",
     "fastapi": "FastAPI",
@@ -225,7 +226,9 @@ def _ratio(ours: float, other: float) -> str:
 
 
 def render_table(results: dict[str, TargetResult], options: Options, machine: str, elapsed: float) -> str:
-    present = [t for t in ("ours", "ours-traced", "ours-alt", "ours-pg", *CEILINGS) if t in results]
+    present = [
+        t for t in ("ours", "ours-traced", "ours-alt", "ours-pg", "ours-aws", *CEILINGS) if t in results
+    ]
     ceilings = [t for t in CEILINGS if t in results]
     has_pg = "ours-pg" in results and not results["ours-pg"].note
     has_traced = "ours-traced" in results and not results["ours-traced"].note

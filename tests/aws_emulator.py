@@ -7,11 +7,8 @@ and the ``dynamodb`` backend of ``tests/contract`` (imported by ``tests/conftest
 
 from __future__ import annotations
 
-import logging
-import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,14 +17,12 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
-    server_module = pytest.importorskip("moto.server", reason="moto[server] (the dev extra) is not installed")
-    # werkzeug logs one line per request; the emulator's chatter would drown the test output.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = _serialised_server(server_module)
-    server.start()
-    host, port = server.get_host_and_port()
+    pytest.importorskip("moto.server", reason="moto[server] (the dev extra) is not installed")
+    from triggers_api.aws.local import start_emulator
+
+    server, endpoint = start_emulator(0)  # one request inside moto at a time (moto is not thread-safe)
     try:
-        yield f"http://{host}:{port}"
+        yield endpoint
     finally:
         server.stop()
 
@@ -44,39 +39,6 @@ def aws_env() -> Iterator[None]:
         env.setenv("AWS_CONFIG_FILE", "/dev/null")
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         yield
-
-
-def _serialised_server(server_module: Any) -> Any:
-    """moto's ThreadedMotoServer, with one request inside moto at a time.
-
-    moto is not thread-safe: TransactWriteItems deep-copies the tables it touches while other
-    request threads change them ("dictionary changed size during iteration", answered 500).
-    AWS serialises nothing of the sort, but the backend's correctness never depends on two
-    requests running inside the emulator at once; HTTP connections stay concurrent."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    lock = threading.Lock()
-
-    class Server(server_module.ThreadedMotoServer):  # type: ignore[misc]
-        def _server_entry(self) -> None:
-            app = DomainDispatcherApplication(create_backend_app)
-
-            def serialised(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-                with lock:
-                    return list(app(environ, start_response))
-
-            self._server = make_server(
-                self._ip_address, self._port, serialised, True, request_handler=MotoRequestHandler
-            )
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    return Server(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 def new_prefix() -> str:

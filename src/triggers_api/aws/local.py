@@ -19,17 +19,50 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 REGION = "us-east-1"
 
 
 def start_emulator(port: int) -> tuple[Any, str]:
+    """moto's server on 127.0.0.1:``port`` (0: any free port), one DynamoDB request inside moto at a time.
+
+    moto is not thread-safe: TransactWriteItems deep-copies the tables it touches while other
+    request threads change them ("dictionary changed size during iteration", answered 500). AWS
+    serialises nothing of the sort, but the backend's correctness never depends on two requests
+    running inside the emulator at once; HTTP connections stay concurrent. Shared by
+    ``make aws-local``, ``make bench`` (the ``ours-aws`` target) and the tests."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    lock = threading.Lock()
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def serialised(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+                if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+                    # SQS and S3 run concurrently: a long-polling ReceiveMessage holds its
+                    # thread for up to 20 s and must not hold every other call with it.
+                    return app(environ, start_response)  # type: ignore[no-any-return]
+                with lock:
+                    return list(app(environ, start_response))
+
+            self._server = make_server(
+                self._ip_address, self._port, serialised, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    server = Server(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
     return server, f"http://{host}:{bound}"
