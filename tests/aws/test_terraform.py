@@ -222,6 +222,19 @@ def test_the_four_handlers_of_issue_9_with_xray_aliases_and_the_queue_timeout_ru
     assert "live" in mappings["worker"]["function_name"] and "live" in mappings["archiver"]["function_name"]
 
 
+def test_the_sweep_schedule_sends_what_the_worker_handler_recognises() -> None:
+    """lambda_worker.handler runs the sweep for EventBridge's own Scheduled Event (source
+    aws.events, no Records): a target with a custom ``input`` would replace that event and the
+    sweep would never run (it did, until this test)."""
+    (target,) = _resources(MODULES / "lambda", "aws_cloudwatch_event_target").values()
+    assert "input" not in target and "input_transformer" not in target
+    assert "worker" in target["arn"] and "live" in target["arn"]
+    (rule,) = _resources(MODULES / "lambda", "aws_cloudwatch_event_rule").values()
+    assert rule["schedule_expression"] == "${var.sweep_schedule}"
+    (permission,) = _resources(MODULES / "lambda", "aws_lambda_permission").values()
+    assert permission["principal"] == "events.amazonaws.com"
+
+
 def test_no_function_may_change_or_delete_audit_records() -> None:
     documents = {
         name: body

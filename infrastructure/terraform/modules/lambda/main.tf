@@ -300,10 +300,11 @@ resource "aws_cloudwatch_event_rule" "sweep" {
   schedule_expression = var.sweep_schedule
 }
 
+# No `input`: the worker receives EventBridge's own "Scheduled Event" (source aws.events), which
+# is how lambda_worker.handler tells a sweep from an SQS batch.
 resource "aws_cloudwatch_event_target" "sweep" {
-  rule  = aws_cloudwatch_event_rule.sweep.name
-  arn   = aws_lambda_alias.live["worker"].arn
-  input = jsonencode({ "triggers-api" = "sweep" })
+  rule = aws_cloudwatch_event_rule.sweep.name
+  arn  = aws_lambda_alias.live["worker"].arn
 }
 
 resource "aws_lambda_permission" "sweep" {
