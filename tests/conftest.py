@@ -80,8 +80,8 @@ def _opens_sqlite_file(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On TRIGGERS_TEST_BACKEND=postgres, deselect (not skip) tests that open the SQLite file."""
-    if TEST_BACKEND != "postgres":
+    """On TRIGGERS_TEST_BACKEND=postgres/dynamodb, deselect (not skip) tests that open the SQLite file."""
+    if TEST_BACKEND == "sqlite":
         return
     dropped = [i for i in items if _opens_sqlite_file(i)]
     if dropped:

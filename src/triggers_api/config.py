@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         parts = urlsplit(self.database_url)
         prefix = parts.netloc or parts.path.strip("/")
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted(set(query) - {"region", "endpoint_url"})
+        unknown = sorted(set(query) - {"region", "endpoint_url", "due_shards", "stream_settle_s"})
         if not prefix or "/" in prefix or unknown:
             raise ValueError(
                 "TRIGGERS_DATABASE_URL must be dynamodb://<prefix>?region=<region>[&endpoint_url=<url>]"
@@ -282,6 +282,26 @@ class Settings(BaseSettings):
     def dynamodb_endpoint_url(self) -> str | None:
         """``endpoint_url`` points every AWS client at an emulator (``make aws-local``)."""
         return self._dynamodb_parts()[1].get("endpoint_url") or None
+
+    def dynamodb_due_shards(self) -> int:
+        """``due_shards``: DueIndex partitions per kind (default 64; the same in every process).
+        The tests use fewer on the emulator, where a claim's one Query per shard runs serially."""
+        return int(self._dynamodb_number("due_shards", 64))
+
+    def dynamodb_stream_settle_s(self) -> float:
+        """``stream_settle_s``: how long the stream holds back fresh writes (default 2 s)."""
+        return self._dynamodb_number("stream_settle_s", 2.0)
+
+    def _dynamodb_number(self, name: str, default: float) -> float:
+        value = self._dynamodb_parts()[1].get(name)
+        if not value:
+            return default
+        try:
+            return float(value) if "." in value or name.endswith("_s") else int(value)
+        except ValueError:
+            raise ValueError(
+                f"TRIGGERS_DATABASE_URL=dynamodb://...: {name} must be a number, not {value!r}"
+            ) from None
 
     def session_secret_path(self) -> Path:
         """The generated session secret lives in the data directory (``./data`` by default)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aws_emulator import REGION, new_prefix
+from tests.aws_emulator import REGION, TEST_DUE_SHARDS, TEST_STREAM_SETTLE_S, new_prefix
 from tests.postgres.schemas import drop_schema_async, new_schema_name, postgres_url
 from triggers_api.storage.base import Storage
 from triggers_api.storage.postgres import PostgresStorage
@@ -23,10 +23,10 @@ from triggers_api.storage.sqlite import SQLiteStorage
 BACKENDS = ["sqlite", "postgres", "dynamodb"]
 #: The DynamoDB store holds the stream back this long (see storage/dynamodb/stream.py); short in
 #: tests, long enough for a write on a loaded machine to finish inside it.
-DYNAMODB_SETTLE_S = 1.0
+DYNAMODB_SETTLE_S = TEST_STREAM_SETTLE_S
 #: DueIndex partitions per kind in tests (production: 64). A claim queries each one, and the
 #: emulator answers one Query at a time; the claim logic is the same for any count.
-DYNAMODB_DUE_SHARDS = 8
+DYNAMODB_DUE_SHARDS = TEST_DUE_SHARDS
 
 OpenTwin = Callable[[], Awaitable[Storage]]
 

@@ -453,6 +453,22 @@ async def test_stream_positions_follow_commit_order_and_never_change(storage: St
     assert after[0].event.payload is None and after[1].event.status == EventStatus.QUEUED
 
 
+async def test_a_stream_started_now_skips_what_was_stored_before(storage: Storage) -> None:
+    """``stream_start`` is above every event committed before it, although a backend's readers
+    may see those events only later (DynamoDB's settle window): a stream opened now gets only
+    what is stored after it opened, and nothing of it is lost."""
+    (before,) = await store(storage, event(event_type="a.before"))
+    start = await storage.stream_start()
+    p_before = await storage.stream_position("alice", before.event_id)
+    assert p_before is not None and start >= p_before
+    assert await storage.stream_start() >= start  # never goes back
+    (after,) = await store(storage, event(event_type="a.after"))
+    items = await visible(storage, "alice", start, 1)
+    assert [i.event.event_id for i in items] == [after.event_id]
+    everything = await visible(storage, "alice", 0, 2)
+    assert [i.event.event_id for i in everything] == [before.event_id, after.event_id]
+
+
 async def test_stream_positions_are_private_to_their_owner(storage: Storage) -> None:
     (record,) = await store(storage, event(user="mallory"))
     assert await storage.stream_position("alice", record.event_id) is None

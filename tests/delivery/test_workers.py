@@ -37,7 +37,7 @@ async def ingest_app(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], Storage, Settings]]:
     """The API without a worker of its own: events wait for the worker processes."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, delivery_in_process=False)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -251,7 +251,8 @@ async def test_the_worker_command_without_a_workflow_url_pushes_to_subscriptions
     process = spawn(tmp_path, "no-url", ["worker"], env)
     try:
         deadline = time.monotonic() + 60
-        while "fanout_worker_started" not in log_of(tmp_path, "no-url"):
+        started = ("fanout_worker_started", "delivery_worker_started")  # the SQS consumer on DynamoDB
+        while not any(line in log_of(tmp_path, "no-url") for line in started):
             assert process.poll() is None, log_of(tmp_path, "no-url")
             assert time.monotonic() < deadline, log_of(tmp_path, "no-url")
             await asyncio.sleep(0.1)

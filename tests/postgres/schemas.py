@@ -7,7 +7,8 @@ runs them tests them. Set to an empty value, or with nothing answering, the test
 skip with a reason saying so (``tests/conftest.py`` ends the run with one line counting them), and
 fail under ``TRIGGERS_TEST_STRICT=1``.
 
-``TRIGGERS_TEST_BACKEND=postgres`` runs the whole HTTP suite on PostgreSQL: ``tests/conftest.py``
+``TRIGGERS_TEST_BACKEND=postgres`` (or ``dynamodb``: a name prefix on the run's AWS emulator, see
+``tests/aws_emulator.py``) runs the whole HTTP suite on that backend: ``tests/conftest.py``
 asks :func:`backend_settings` / :func:`backend_env` for the database of each test, deselects the
 tests marked ``sqlite_only`` (they open the SQLite file itself), and drops every schema at the
 session's end. Rate limits stay in memory there; Redis has its own tests (``tests/postgres``).
@@ -33,8 +34,8 @@ POSTGRES_URL_ENV = "TRIGGERS_TEST_POSTGRES_URL"
 REDIS_URL_ENV = "TRIGGERS_TEST_REDIS_URL"
 BACKEND_ENV = "TRIGGERS_TEST_BACKEND"
 TEST_BACKEND = os.environ.get(BACKEND_ENV, "sqlite")
-if TEST_BACKEND not in ("sqlite", "postgres"):
-    raise RuntimeError(f"{BACKEND_ENV} must be 'sqlite' or 'postgres', not {TEST_BACKEND!r}")
+if TEST_BACKEND not in ("sqlite", "postgres", "dynamodb"):
+    raise RuntimeError(f"{BACKEND_ENV} must be 'sqlite', 'postgres' or 'dynamodb', not {TEST_BACKEND!r}")
 
 _PREFIX = "t_"
 _created: set[str] = set()
@@ -123,6 +124,10 @@ def schema_for(tmp_path: Path, name: str) -> str:
 
 def backend_settings(tmp_path: Path, name: str) -> dict[str, object]:
     """Settings overrides putting a test's database on the selected backend ({} for SQLite)."""
+    if TEST_BACKEND == "dynamodb":
+        from tests.aws_emulator import dynamodb_url_for
+
+        return {"database_url": dynamodb_url_for(f"{tmp_path}/{name}")}
     if TEST_BACKEND != "postgres":
         return {}
     values: dict[str, object] = {

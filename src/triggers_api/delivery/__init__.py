@@ -109,7 +109,9 @@ def _install_queue_worker(services: Services) -> bool:
         extras["fanout_worker"] = worker.fanout
         extras["delivery_wake"] = worker.wake
         extras["destination_circuit"] = worker.fanout.circuit_of
-        extras["circuit_snapshot"] = worker.circuit
+        if settings.workflow_url:  # the push circuit exists only with a workflow URL, as elsewhere
+            extras["circuit_snapshot"] = worker.circuit
+            extras.setdefault("metrics_refreshers", []).append(worker.refresh_metrics)
         extras.setdefault("on_startup", []).append(worker.start)
         extras.setdefault("on_shutdown", []).append(worker.stop)
         on_exit_signal(services, worker.stop_claiming)

@@ -77,8 +77,10 @@ class Destination:
         metrics: Metrics | None = None,
         label: str = "",
         subscription: SubscriptionRecord | None = None,
+        on_circuit: Callable[[CircuitState], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_circuit = on_circuit
         self.url = url
         self.limit = limit
         self.subscription = subscription
@@ -113,6 +115,8 @@ class Destination:
     def _circuit_changed(self, state: CircuitState) -> None:
         if self.metrics is not None:
             self.metrics.destination_circuit_state.labels(self.label).set(STATE_CODES[state])
+        if self._on_circuit is not None:
+            self._on_circuit(state)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -131,7 +135,11 @@ def guarded_resolver(guard: DestinationGuard) -> Callable[[str, int], Awaitable[
     return resolve
 
 
-def workflow_destination(settings: Settings, metrics: Metrics | None) -> Destination | None:
+def workflow_destination(
+    settings: Settings,
+    metrics: Metrics | None,
+    on_circuit: Callable[[CircuitState], None] | None = None,
+) -> Destination | None:
     if not settings.workflow_url:
         return None
     token = settings.workflow_token.get_secret_value() if settings.workflow_token else None
@@ -144,6 +152,7 @@ def workflow_destination(settings: Settings, metrics: Metrics | None) -> Destina
         signer=signer,
         token=token,
         metrics=metrics,
+        on_circuit=on_circuit,
     )
 
 

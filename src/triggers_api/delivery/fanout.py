@@ -31,6 +31,7 @@ import orjson
 import structlog
 
 from triggers_api.config import Settings
+from triggers_api.delivery.breaker import STATE_CODES, CircuitState
 from triggers_api.delivery.destinations import (
     Destination,
     MetricLabels,
@@ -90,8 +91,14 @@ class FanoutWorker:
         worker_id: str | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
         tracing: Tracing | None = None,
+        workflow_metrics: bool = False,
     ) -> None:
+        """``workflow_metrics``: this worker is the only one pushing to the workflow URL (the SQS
+        consumer on DynamoDB), so it also reports the single-destination worker's series for it
+        (``triggers_deliveries``, delivery latency, ``triggers_circuit_*``): dashboards and alerts
+        read the same series on every backend."""
         self.storage = storage
+        self.workflow_metrics = workflow_metrics and metrics is not None
         self.tracing = tracing
         self.settings = settings
         self.metrics = metrics
@@ -102,7 +109,9 @@ class FanoutWorker:
         self.stale_us = min(int(settings.delivery_timeout * 1_000_000), self.lease_us // 2)
         self.labels = MetricLabels(settings.metrics_destinations_max)
         self.destinations: dict[str, Destination] = {}
-        self._workflow = workflow_destination(settings, metrics)
+        self._workflow = workflow_destination(
+            settings, metrics, self._workflow_circuit_changed if self.workflow_metrics else None
+        )
         if self._workflow is not None:
             self.destinations[WORKFLOW_DESTINATION] = self._workflow
         self._on_dead_letter = on_dead_letter
@@ -115,6 +124,12 @@ class FanoutWorker:
         self._disable_checked = 0.0
         self._next_stored_wake = 0.0  # time.monotonic() before which stored events only schedule a wake
         self._stored_wake_pending = False
+
+    def _workflow_circuit_changed(self, state: CircuitState) -> None:
+        if self.metrics is not None:
+            self.metrics.circuit_state.set(STATE_CODES[state])
+            if state is CircuitState.OPEN:
+                self.metrics.circuit_opened.inc()
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -444,6 +459,10 @@ class FanoutWorker:
         if self.metrics is not None:
             self.metrics.destination_deliveries.labels(dest.label, outcome.value).inc()
             self.metrics.attempt_duration.observe(result.duration_s)
+            if self.workflow_metrics and dest.name == WORKFLOW_DESTINATION:
+                self.metrics.deliveries.labels(outcome.value).inc()
+                if outcome is AttemptOutcome.DELIVERED and applied:
+                    self.metrics.delivery_latency.observe(max(0, now_us() - event.ts_us) / 1_000_000)
         level = log.debug if outcome is AttemptOutcome.DELIVERED else log.info
         level(
             "fanout_attempt",

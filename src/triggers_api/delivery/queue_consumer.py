@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from triggers_api.config import Settings
+from triggers_api.delivery.breaker import STATE_CODES
 from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.storage.base import WORKFLOW_DESTINATION, AttemptOutcome, now_us
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_VISIBILITY_S = 43_200  # SQS's limit for ChangeMessageVisibility (12 h)
+NO_WORKFLOW_HANDBACK_S = 30  # a workflow message received where no workflow URL is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class QueueConsumer:
         self.settings = settings
         self.worker = worker
         self.lease_us = int(settings.lease_seconds * 1_000_000)
+        self.released = 0  # deliveries handed back because a stop cut their push short
 
     async def handle(self, message: Message) -> Fate:
         from triggers_api.storage.dynamodb.queue import ClaimState, QueuedDelivery
@@ -81,6 +84,21 @@ class QueueConsumer:
             log.warning("delivery_message_invalid", message_id=message.message_id)
             return Fate(False, "invalid")  # poison: the redrive policy moves it to the DLQ
         now = now_us()
+        if (
+            delivery.destination == WORKFLOW_DESTINATION
+            and WORKFLOW_DESTINATION not in self.worker.destinations
+        ):
+            # no workflow URL here (a process meant for subscriptions only): not claimed, back to
+            # the queue for a worker that has one (after maxReceiveCount such hand-backs the
+            # message goes to the DLQ, and the sweep of a worker with the URL sends it again)
+            return Fate(False, "no_workflow_url", NO_WORKFLOW_HANDBACK_S)
+        known = self.worker.destinations.get(delivery.destination)
+        if known is not None and known.breaker.allowance() == 0:
+            # its circuit is open: not even claimed (the event keeps its status), back when a
+            # probe may go
+            return Fate(
+                False, "circuit_open", seconds_until(now + int(known.breaker.reopens_in() * 1e6), now)
+            )
         token = f"{self.worker.worker_id}/sqs-{uuid.uuid4().hex[:12]}"
         try:
             taken = await self.storage.claim_delivery(delivery, token, now, now + self.lease_us)
@@ -92,12 +110,16 @@ class QueueConsumer:
                 return Fate(False, "not_due", seconds_until(taken.due_us, now))
             return Fate(True, "done")
         claim = taken.claim
-        if claim.destination == WORKFLOW_DESTINATION and WORKFLOW_DESTINATION not in self.worker.destinations:
-            # no workflow URL here: leave the delivery for pull consumers, drop the message
-            await self.storage.release_deliveries([(claim.event.event_id, claim.destination, token)], now)
-            return Fate(True, "no_workflow_url")
         try:
             decided = await self.worker.deliver_once(claim)
+        except asyncio.CancelledError:
+            # stopping past the grace period: the delivery is due again now, not when the lease ends
+            with contextlib.suppress(Exception):
+                await self.storage.release_deliveries(
+                    [(claim.event.event_id, claim.destination, token)], now_us()
+                )
+                self.released += 1
+            raise
         except Exception as exc:
             log.error("delivery_failed_unexpectedly", event_id=claim.event.event_id, error=repr(exc))
             return Fate(False, "error")
@@ -140,12 +162,19 @@ class QueueConsumer:
         except Exception as exc:  # the queue's own timeout applies instead
             log.warning("delivery_visibility_failed", error=repr(exc))
 
-    async def receive(self, wait_s: int, max_messages: int = 10) -> list[Message]:
+    async def receive(
+        self, wait_s: int, max_messages: int = 10, visibility_s: int | None = None
+    ) -> list[Message]:
+        """``visibility_s`` overrides the queue's visibility timeout for these messages."""
+        params: dict[str, Any] = {}
+        if visibility_s is not None:
+            params["VisibilityTimeout"] = max(0, min(MAX_VISIBILITY_S, visibility_s))
         got = await self._sqs(
             "receive_message",
             QueueUrl=await self.storage.queue_url(),
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_s,
+            **params,
         )
         return [Message(m["MessageId"], m["Body"], m["ReceiptHandle"]) for m in got.get("Messages", [])]
 
@@ -159,40 +188,121 @@ class QueueConsumer:
         )
 
 
+class Pacer:
+    """The in-process consumer's limits, like the claim loop's: at most ``delivery_concurrency``
+    pushes at once, each destination at most its own limit, and a destination's messages held
+    here (waiting for its slots) at most ``CLAIM_AHEAD`` x its limit; beyond that a message goes
+    back to the queue for about as long as the ones ahead of it take. A slow destination thus
+    fills only its own slots, never the process's (no head-of-line blocking across a batch)."""
+
+    def __init__(self, consumer: QueueConsumer) -> None:
+        self.consumer = consumer
+        settings = consumer.settings
+        self.capacity = settings.delivery_concurrency
+        self.pushes = asyncio.Semaphore(self.capacity)
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self.held: dict[str, int] = {}
+
+    def limit(self, destination: str) -> int:
+        dest = self.consumer.worker.destinations.get(destination)
+        if dest is not None:
+            return dest.limit
+        settings = self.consumer.settings
+        return (
+            settings.delivery_concurrency
+            if destination == WORKFLOW_DESTINATION
+            else settings.destination_concurrency
+        )
+
+    async def handle(self, message: Message) -> Fate:
+        from triggers_api.delivery.destinations import CLAIM_AHEAD
+        from triggers_api.storage.dynamodb.queue import QueuedDelivery
+
+        try:
+            destination = QueuedDelivery.parse(message.body).destination
+        except ValueError:
+            return await self.consumer.handle(message)  # the consumer's own verdict on poison
+        limit = self.limit(destination)
+        held = self.held.get(destination, 0)
+        if held >= limit * CLAIM_AHEAD:
+            wait = held / limit * self.consumer.settings.delivery_timeout
+            return Fate(False, "busy", max(1, min(MAX_VISIBILITY_S, math.ceil(wait))))
+        slots = self._slots.setdefault(destination, asyncio.Semaphore(limit))
+        self.held[destination] = held + 1
+        try:
+            async with slots, self.pushes:
+                return await self.consumer.handle(message)
+        finally:
+            self.held[destination] -= 1
+
+
 async def consume(
     consumer: QueueConsumer, stop: asyncio.Event, wait_s: int = 20, sweep_every_s: float = 60.0
 ) -> None:
     """``triggers-api worker`` on DynamoDB: long-poll the delivery queue until ``stop`` is set,
-    through the same :class:`QueueConsumer` the Lambda handler uses; sweep unsent deliveries
-    now and then."""
+    through the same :class:`QueueConsumer` the Lambda handler uses, each message on its own
+    (see :class:`Pacer`); sweep unsent deliveries now and then.
+
+    The first sweep re-sends every due, unleased delivery whatever its age: a process that
+    stored events without a workflow URL sent no message for their workflow deliveries, and a
+    worker that has one starts pushing them at once, as on SQLite and PostgreSQL. Duplicate
+    messages cost a receive each: the conditional claim pushes a delivery once per lease."""
+    from triggers_api.delivery.destinations import CLAIM_AHEAD
+    from triggers_api.storage.dynamodb.queue import SWEEP_AFTER_S
+
+    pacer = Pacer(consumer)
+    held_max = pacer.capacity * CLAIM_AHEAD
+    visibility = math.ceil(consumer.settings.lease_seconds) + 1  # a dead worker's messages return then
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(message: Message) -> None:
+        try:
+            fate = await pacer.handle(message)
+            if fate.ok:
+                await consumer.delete([message])
+            elif fate.visibility_s is not None:
+                await consumer.change_visibility(message.receipt_handle, fate.visibility_s)
+        except asyncio.CancelledError:  # stopping: visible again at once, for another worker
+            await consumer.change_visibility(message.receipt_handle, 0)
+            raise
+        except Exception as exc:  # handed back after the visibility timeout: claims stop repeats
+            log.warning("delivery_message_failed", message_id=message.message_id, error=repr(exc))
+
     loop = asyncio.get_running_loop()
     next_sweep = loop.time()
-    while not stop.is_set():
-        if loop.time() >= next_sweep:
-            next_sweep = loop.time() + sweep_every_s
-            with contextlib.suppress(Exception):
-                await consumer.storage.sweep_unsent()
-        try:
-            receiving = asyncio.ensure_future(consumer.receive(wait_s))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not receiving.done():  # stopping: a received batch would be handed back anyway
-                receiving.cancel()
-                break
-            messages = receiving.result()
-        except Exception as exc:
-            log.warning("delivery_receive_failed", error=repr(exc))
-            await asyncio.sleep(1)
-            continue
-        if not messages:
-            await consumer.worker.housekeeping()
-            continue
-        fates = await consumer.handle_all(messages)
-        try:
-            await consumer.delete([m for m in messages if fates[m.message_id].ok])
-        except Exception as exc:  # handed back after the visibility timeout: claims stop repeats
-            log.warning("delivery_delete_failed", error=repr(exc))
+    older_than_s = 0.0
+    try:
+        while not stop.is_set():
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + sweep_every_s
+                with contextlib.suppress(Exception):
+                    await consumer.storage.sweep_unsent(older_than_s=older_than_s)
+                    older_than_s = SWEEP_AFTER_S
+            room = min(10, held_max - len(tasks))
+            if room <= 0:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                receiving = asyncio.ensure_future(consumer.receive(wait_s, room, visibility))
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not receiving.done():  # stopping: a received batch would be handed back anyway
+                    receiving.cancel()
+                    break
+                messages = receiving.result()
+            except Exception as exc:
+                log.warning("delivery_receive_failed", error=repr(exc))
+                await asyncio.sleep(1)
+                continue
+            await consumer.worker.housekeeping()  # subscription changes, disable-after (time-gated)
+            for message in messages:
+                task = asyncio.create_task(one(message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+    finally:
+        if tasks:  # in-flight pushes finish and record (the worker's stop bounds the wait)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class QueueWorker:
@@ -203,7 +313,7 @@ class QueueWorker:
 
     def __init__(self, storage: DynamoDBStorage, settings: Settings, **worker_options: Any) -> None:
         self.settings = settings
-        self.fanout = FanoutWorker(storage, settings, **worker_options)
+        self.fanout = FanoutWorker(storage, settings, workflow_metrics=True, **worker_options)
         self.consumer = QueueConsumer(storage, settings, self.fanout)
         self.worker_id = self.fanout.worker_id
         # short waits in process, so a stop is prompt (the receive runs on the storage's pool)
@@ -214,7 +324,8 @@ class QueueWorker:
     async def start(self) -> None:
         self._stop.clear()
         self._task = asyncio.create_task(consume(self.consumer, self._stop, self.wait_s), name="sqs-consumer")
-        log.info("queue_worker_started", worker_id=self.worker_id, wait_s=self.wait_s)
+        # the same lifecycle lines as the claim-loop worker, so log queries work on every backend
+        log.info("delivery_worker_started", worker_id=self.worker_id, source="sqs", wait_s=self.wait_s)
 
     def stop_claiming(self) -> None:
         self._stop.set()
@@ -231,7 +342,9 @@ class QueueWorker:
         for dest in list(self.fanout.destinations.values()):
             await dest.aclose()
         self.fanout.destinations.clear()
-        log.info("queue_worker_stopped", worker_id=self.worker_id)
+        log.info(
+            "delivery_worker_stopped", worker_id=self.worker_id, source="sqs", released=self.consumer.released
+        )
 
     def wake(self) -> None:
         """New messages wake the long poll by themselves."""
@@ -242,6 +355,12 @@ class QueueWorker:
     @property
     def in_flight(self) -> int:
         return self.fanout.in_flight
+
+    def refresh_metrics(self) -> None:
+        """The push circuit's gauge, as the single-destination worker keeps it."""
+        dest = self.fanout.destinations.get(WORKFLOW_DESTINATION)
+        if dest is not None and self.fanout.metrics is not None:
+            self.fanout.metrics.circuit_state.set(STATE_CODES[dest.breaker.state])
 
     def circuit(self) -> dict[str, object]:
         """The workflow destination's circuit (what /v1/health reports for the push worker)."""
@@ -257,4 +376,4 @@ class QueueWorker:
         }
 
 
-__all__ = ["Fate", "Message", "QueueConsumer", "QueueWorker", "consume"]
+__all__ = ["Fate", "Message", "Pacer", "QueueConsumer", "QueueWorker", "consume"]

@@ -241,7 +241,7 @@ async def stream_inbox(
                 details={"Last-Event-ID": "unknown event id; reconnect without it to start from now"},
             )
     else:
-        position = await services.storage.stream_head()
+        position = await services.storage.stream_start()
     return StreamingResponse(
         sse_body(services, hub, user_id, event_type, position),
         media_type="text/event-stream",

@@ -36,6 +36,8 @@ def build_storage(settings: Settings) -> Storage:
             region=settings.dynamodb_region(),
             endpoint_url=settings.dynamodb_endpoint_url(),
             workflow_destination=settings.workflow_url is not None,
+            due_shards=settings.dynamodb_due_shards(),
+            stream_settle_s=settings.dynamodb_stream_settle_s(),
         )
     raise ValueError(f"unsupported TRIGGERS_DATABASE_URL scheme: {settings.database_url.split(':', 1)[0]!r}")
 

@@ -546,6 +546,12 @@ class Storage(EventTypeRegistry, Protocol):
         """The position of the most recently committed event of any user (0 when there is none),
         among those :meth:`events_after` may already return (see its visibility rule)."""
 
+    async def stream_start(self) -> int:
+        """Where a stream opened now (no ``Last-Event-ID``) starts: at or above the position of
+        every event committed before the call, so it sends only events stored after it opened.
+        The head, where readers see every committed event at once; the clock's position where
+        they see events only after a settle window (DynamoDB)."""
+
     async def stream_position(self, user_id: str, event_id: str) -> int | None:
         """The position of the user's event, or None when it does not exist (or is another's)."""
 

@@ -45,6 +45,14 @@ class StreamPart(DynamoCore):
 
         return max(await asyncio.gather(*(shard(p) for p in schema.global_shards("stream"))))
 
+    async def stream_start(self) -> int:
+        """The clock's position now: a write that started before it took a smaller position
+        (positions come from the clock when a write starts, and never go back), so a stream
+        starting here skips what was stored before it opened, although the head lags behind
+        by the settle window. (The head too, in case another host's clock runs ahead.)"""
+        clock = (max(now_us(), self._last_position_us) + 1) * schema.POSITIONS_PER_US - 1
+        return max(clock, await self.stream_head())
+
     async def stream_position(self, user_id: str, event_id: str) -> int | None:
         item = await self._event_item(user_id, event_id)  # type: ignore[attr-defined]
         return None if item is None else get_n(item, "stream_pos")

@@ -63,6 +63,9 @@ class StreamPart(PostgresCore):
             )
         return int(head)
 
+    async def stream_start(self) -> int:
+        return await self.stream_head()  # a committed event is below the head at once
+
     async def stream_position(self, user_id: str, event_id: str) -> int | None:
         if _has_nul(user_id, event_id):
             return None

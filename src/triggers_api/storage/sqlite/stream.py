@@ -31,6 +31,9 @@ class StreamPart(SQLiteCore):
 
         return await self._read(read)
 
+    async def stream_start(self) -> int:
+        return await self.stream_head()  # a committed event is below the head at once
+
     async def stream_position(self, user_id: str, event_id: str) -> int | None:
         def read(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
