@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.aws_emulator import REGION, new_prefix
 from triggers_api.errors import StorageUnavailableError
-from triggers_api.storage.base import AuditQuery, AuditRecord, EventQuery, EventRecord
+from triggers_api.storage.base import ApiKeyRecord, AuditQuery, AuditRecord, EventQuery, EventRecord
 from triggers_api.storage.dynamodb import DynamoDBStorage
 from triggers_api.storage.dynamodb import core as dynamo_core
 
@@ -204,6 +204,7 @@ async def test_no_listing_ever_scans(faulty: tuple[DynamoDBStorage, FaultyClient
     await store.list_keys("alice")
     await store.count_keys()
     await store.find_key_by_hash("nope")
+    await store.get_key("alice", str(uuid.uuid4()))
     await store.stream_head()
     await store.events_after("alice", 0, None, 10)
     await store.event_type_stamps()
@@ -211,3 +212,25 @@ async def test_no_listing_ever_scans(faulty: tuple[DynamoDBStorage, FaultyClient
     await store.event_type_activity("alice", 0, 0)
     await store.recent_payloads("alice", "order.created", 3)
     assert "scan" not in client.calls and "query" in client.calls
+
+
+async def test_get_key_is_one_consistent_get_item(faulty: tuple[DynamoDBStorage, FaultyClient]) -> None:
+    """What the API function pays to confirm a key behind the authorizer cache: one strongly
+    consistent GetItem on the table's own key, no index (an index read could miss a revocation)."""
+    store, client = faulty
+    key = ApiKeyRecord(str(uuid.uuid4()), "alice", "hash-x", "tk_x", "k", T0, 60, ("events:read",))
+    await store.insert_key(key, None)
+    seen: list[dict[str, Any]] = []
+
+    def record(real: Callable[..., Any], **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return real(**kwargs)
+
+    client.faults["get_item"] = record
+    client.calls.clear()
+    assert await store.get_key("alice", key.key_id) == key
+    assert await store.get_key("bob", key.key_id) is None
+    assert client.calls == ["get_item", "get_item"]
+    assert [(c["TableName"].endswith("-api-keys"), c["ConsistentRead"], "IndexName" in c) for c in seen] == [
+        (True, True, False)
+    ] * 2

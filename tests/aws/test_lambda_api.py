@@ -20,6 +20,7 @@ import httpx
 import pytest
 from mangum import Mangum
 
+from tests.aws.conftest import REGION, Migrated
 from tests.aws.lambda_events import (
     API_ID,
     STAGE,
@@ -43,7 +44,14 @@ SCOPES = ("events:write", "events:read", "keys:manage")
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The test backend's settings; ``dynamodb`` (by indirect parametrisation) puts the app on the
+    emulator's session-wide tables, the store the API function has on AWS."""
+    if getattr(request, "param", None) == "dynamodb":
+        endpoint = request.getfixturevalue("aws_endpoint")
+        migrated: Migrated = request.getfixturevalue("migrated")
+        url = f"dynamodb://{migrated.prefix}?region={REGION}&endpoint_url={endpoint}"
+        return make_settings(tmp_path, key_cache_ttl=0.3, database_url=url)
     return make_settings(tmp_path, key_cache_ttl=0.3)
 
 
@@ -223,6 +231,10 @@ def test_the_context_is_trusted_and_the_key_confirmed_once_per_cache_period(
     assert resolver.reads - reads == 1  # one read of the key by id for three requests
 
 
+BACKENDS = pytest.mark.parametrize("settings", ["default", "dynamodb"], indirect=True)
+
+
+@BACKENDS
 def test_a_revoked_key_is_refused_within_the_key_cache_period(
     api: ApiFunction, authorizer: Authorizer, settings: Settings
 ) -> None:
@@ -236,6 +248,36 @@ def test_a_revoked_key_is_refused_within_the_key_cache_period(
     assert response_json(refused)["error"]["code"] == "UNAUTHORIZED"
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         allow(authorizer, api_key)  # and a fresh authorizer decision refuses it too
+
+
+@BACKENDS
+def test_a_key_revoked_before_the_container_confirmed_it_is_refused_on_the_next_request(
+    api: ApiFunction, authorizer: Authorizer
+) -> None:
+    api_key, key_id = new_key(api)
+    cached = allow(authorizer, api_key)["context"]  # API Gateway keeps this Allow for 5 minutes
+    resolver = api.app.services.extras["authorizer_context_resolver"]
+    reads = resolver.reads
+    api.container.run(revoke_key(api.app.services.storage, key_id=key_id, user_id="alice"))
+    refused = call(api, "GET", "/v1/inbox", key=api_key, context=cached)
+    assert refused["statusCode"] == 401  # no sleep: the read after the revocation already has it
+    assert resolver.reads - reads == 1
+    # and the refusal is cached like an acceptance: the key stays refused, without another read
+    assert call(api, "POST", "/v1/events", key=api_key, context=cached, body="{}")["statusCode"] == 401
+    assert resolver.reads - reads == 1
+
+
+@BACKENDS
+def test_a_context_naming_another_users_key_is_refused(api: ApiFunction, authorizer: Authorizer) -> None:
+    api_key, _ = new_key(api, "alice")
+    context = allow(authorizer, api_key)["context"]
+    assert call(api, "GET", "/v1/inbox", key=api_key, context=context)["statusCode"] == 200  # confirmed
+    # the key is read under the context's user: a key id paired with another user finds nothing,
+    # even while the container's confirmation of the real pair is fresh
+    borrowed = {**context, "user_id": "mallory"}
+    answer = call(api, "GET", "/v1/inbox", key=api_key, context=borrowed)
+    assert answer["statusCode"] == 401
+    assert response_json(answer)["error"]["code"] == "UNAUTHORIZED"
 
 
 def test_scopes_come_from_the_context(api: ApiFunction, authorizer: Authorizer) -> None:

@@ -29,6 +29,16 @@ def test_rate_limit_counters_split_only_past_500_hits_per_second() -> None:
     assert schema.counter_shards(1_000) == 1  # the default 1,000/min key: 17 hits/s, one item
     assert schema.counter_shards(30_000) == 1
     assert schema.counter_shards(600_000) == 20  # 10,000/s over 20 items of 500/s
+    assert schema.counter_shards(30_001) == 2
+
+
+def test_counter_quotas_sum_to_the_limit_exactly() -> None:
+    assert schema.counter_quotas(1_000, 1) == [1_000]
+    assert schema.counter_quotas(14, 4) == [4, 4, 3, 3]
+    for limit in (30_001, 600_000, 1_234_567):
+        quotas = schema.counter_quotas(limit, schema.counter_shards(limit))
+        assert sum(quotas) == limit and max(quotas) - min(quotas) <= 1
+        assert max(quotas) / 60 <= schema.SHARD_TARGET_WCU_PER_S  # each shard's share of a full window
 
 
 def test_event_shards_are_stable_and_even() -> None:

@@ -497,6 +497,40 @@ async def test_keys_insert_find_list_and_count(storage: Storage) -> None:
     assert [a.action for a in await storage.list_audit(AuditQuery(user_id="alice"))] == ["key.created"]
 
 
+async def test_get_key_reads_one_key_of_its_owner_only(storage: Storage) -> None:
+    mine = api_key(name="nul \x00 and ü")
+    mine.expires_us = T0 + 10**9
+    theirs = api_key(user="bob")
+    await storage.insert_key(mine, None)
+    await storage.insert_key(api_key(created=T0 + 1), None)  # a sibling: not what is asked for
+    await storage.insert_key(theirs, None)
+    assert await storage.get_key("alice", mine.key_id) == mine
+    assert await storage.get_key("bob", theirs.key_id) == theirs
+    # another user's key id answers exactly like an unknown one (tenant isolation)
+    assert await storage.get_key("bob", mine.key_id) is None
+    assert await storage.get_key("alice", theirs.key_id) is None
+    for user, key_id in [
+        ("alice", str(uuid.uuid4())),
+        ("carol", mine.key_id),
+        ("", mine.key_id),
+        ("alice", ""),
+        ("alice\x00", mine.key_id),
+        ("alice", mine.key_id + "\x00"),
+        ("alice", "k" * 1100),
+    ]:
+        assert await storage.get_key(user, key_id) is None
+
+
+async def test_get_key_sees_a_revocation_at_once(storage: Storage) -> None:
+    key = api_key()
+    await storage.insert_key(key, None)
+    await storage.revoke_key(key.key_id, "alice", T0 + 5, None)
+    # the next read already has it: what a revoked key being refused from the next request needs
+    found = await storage.get_key("alice", key.key_id)
+    assert found is not None and (found.is_active, found.revoked_us) == (False, T0 + 5)
+    assert found.key_hash == key.key_hash and found.scopes == key.scopes
+
+
 async def test_a_duplicate_key_hash_is_refused(storage: Storage) -> None:
     k1 = api_key()
     await storage.insert_key(k1, None)

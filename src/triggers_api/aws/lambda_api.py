@@ -11,7 +11,7 @@
 - **The authorizer's context.** API Gateway ran ``lambda_authorizer`` already; its context
   (``user_id``, ``key_id``, ``scopes`` space-separated, ``rate_limit``) names the caller, so the
   key is not looked up by hash again. Its decision may be cached for 5 minutes, so the key is
-  confirmed still active by ``key_id`` (one read of the user's keys, cached at most
+  confirmed still active by ``key_id`` (one consistent read of that key, cached at most
   ``key_cache_ttl`` <= 1 s per container): a revoked key is refused within a second. Only this
   entry point installs that trust (:func:`install_authorizer_context`); ``triggers-api serve``
   never does, so no header or body can claim an identity there.
@@ -89,7 +89,7 @@ class AuthorizerContextResolver:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._ttl = services.settings.key_cache_ttl
-        self._active: dict[str, tuple[bool, float]] = {}  # key_id -> (active, valid until)
+        self._active: dict[str, tuple[bool, float]] = {}  # key_id NUL user_id -> (active, valid until)
         self.reads = 0  # key reads made (tests, metrics)
 
     async def __call__(self, scope: MutableMapping[str, Any]) -> Principal | None:
@@ -112,12 +112,15 @@ class AuthorizerContextResolver:
 
     async def _still_active(self, principal: Principal) -> bool:
         now = time.monotonic()
-        hit = self._active.get(principal.key_id)
+        # cached per (key, user) pair: a confirmation of a key never vouches for another user's context
+        cache_key = f"{principal.key_id}\x00{principal.user_id}"
+        hit = self._active.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
         self.reads += 1
-        keys = await self._services.storage.list_keys(principal.user_id)
-        record = next((k for k in keys if k.key_id == principal.key_id), None)
+        # one consistent read of (user_id, key_id): a revocation counts from the next read on, and
+        # a context naming another user's key finds nothing
+        record = await self._services.storage.get_key(principal.user_id, principal.key_id)
         active = (
             record is not None
             and record.is_active
@@ -126,7 +129,7 @@ class AuthorizerContextResolver:
         if self._ttl > 0:
             if len(self._active) > 10_000:
                 self._active.clear()
-            self._active[principal.key_id] = (active, now + self._ttl)
+            self._active[cache_key] = (active, now + self._ttl)
         return active
 
 

@@ -153,8 +153,7 @@ class SessionManager:
         if hit is not None and hit[1] > now:
             record = hit[0]
         else:
-            records = await self.storage.list_keys(user_id)
-            record = next((r for r in records if r.key_id == key_id), None)
+            record = await self.storage.get_key(user_id, key_id)
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[key_id] = (record, now + self.settings.key_cache_ttl)

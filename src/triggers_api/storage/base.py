@@ -432,6 +432,11 @@ class Storage(EventTypeRegistry, Protocol):
 
     async def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
 
+    async def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        """One key of ``user_id`` by id, read consistently (a revocation counts at once), so a
+        caller that already knows the key (authorizer context, session) checks it in one read.
+        None when no such key or another user's."""
+
     async def list_keys(self, user_id: str) -> list[ApiKeyRecord]: ...
 
     async def revoke_key(

@@ -1,7 +1,7 @@
-"""API keys on DynamoDB: the key item under its user, KeyHashIndex for the authorizer's look-up,
-KeyIdIndex for revocation by id. A key hash is unique through a guard item in the counters table
-(``keyhash#<hash>``) written in the same transaction; ``count_keys`` reads the ``keys`` counter
-that transaction adds to (no Scan)."""
+"""API keys on DynamoDB: the key item under its user (``get_key`` is one consistent GetItem on
+(user_id, key_id)), KeyHashIndex for the authorizer's look-up, KeyIdIndex for revocation by id. A
+key hash is unique through a guard item in the counters table (``keyhash#<hash>``) written in the
+same transaction; ``count_keys`` reads the ``keys`` counter that transaction adds to (no Scan)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def _key(item: Item) -> ApiKeyRecord:
         last_used_us=opt_n(item, "last_used_us"),
         revoked_us=opt_n(item, "revoked_us"),
     )
+
+
+def _too_long(value: str, limit: int) -> bool:
+    return len(value.encode("utf-8", "surrogatepass")) > limit
 
 
 class KeysPart(DynamoCore):
@@ -129,6 +133,13 @@ class KeysPart(DynamoCore):
             return None
         # the index is eventually consistent: read the key itself, so a revocation counts at once
         item = await self._key_item(get_s(found[0], "user_id"), get_s(found[0], "key_id"))
+        return None if item is None else _key(item)
+
+    async def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        # DynamoDB refuses an empty key attribute or one over its size limit: no such key either
+        if not user_id or not key_id or _too_long(user_id, 2048) or _too_long(key_id, 1024):
+            return None
+        item = await self._key_item(user_id, key_id)  # a consistent GetItem on the table's own key
         return None if item is None else _key(item)
 
     async def list_keys(self, user_id: str) -> list[ApiKeyRecord]:

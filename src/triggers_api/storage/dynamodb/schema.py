@@ -582,11 +582,21 @@ def shards_needed(
     return shards
 
 
-def counter_shards(hits_per_window: int, window_s: int = 60, target_wcu: int = SHARD_TARGET_WCU_PER_S) -> int:
+def counter_shards(
+    hits_per_window: int, window_s: int = 60, target_wcu: float = SHARD_TARGET_WCU_PER_S
+) -> int:
     """Shards for one counter (a key's rate-limit window): one atomic ADD per hit, so a counter
-    taking more than ``target_wcu`` hits/s is split; each shard then enforces
-    ceil(limit / shards), so the whole allows at most ``shards - 1`` hits more than the limit."""
+    whose limit lets it take more than ``target_wcu`` hits/s is split (see :func:`counter_quotas`)."""
     return max(1, math.ceil(hits_per_window / window_s / target_wcu))
+
+
+def counter_quotas(limit: int, shards: int) -> list[int]:
+    """How a sharded counter's ``limit`` splits over its shards: each shard admits at most its
+    quota (a conditional ADD) and the quotas sum to exactly ``limit``, so the shards together never
+    admit one hit too many; a hit finding its shard full tries the others, so none is refused
+    before all are full. ``aws/rate_limits.py`` uses it."""
+    base, extra = divmod(limit, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]
 
 
 @dataclass(frozen=True)

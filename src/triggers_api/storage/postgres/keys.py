@@ -1,4 +1,4 @@
-"""PostgreSQL API keys: create, look up by hash, list, revoke (row-locked), last use."""
+"""PostgreSQL API keys: create, look up by hash or by (user, id), list, revoke (row-locked), last use."""
 
 from __future__ import annotations
 
@@ -70,6 +70,15 @@ class KeysPart(PostgresCore):
             return None
         async with self._conn("read failed") as conn:
             row = await conn.fetchrow(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash)
+        return _key(row) if row else None
+
+    async def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        if _has_nul(user_id, key_id):
+            return None
+        async with self._conn("read failed") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = $1 AND user_id = $2", key_id, user_id
+            )
         return _key(row) if row else None
 
     async def list_keys(self, user_id: str) -> list[ApiKeyRecord]:

@@ -1,4 +1,4 @@
-"""SQLite API keys: create, look up by hash, list, revoke, last use."""
+"""SQLite API keys: create, look up by hash or by (user, id), list, revoke, last use."""
 
 from __future__ import annotations
 
@@ -72,6 +72,15 @@ class KeysPart(SQLiteCore):
         def read(conn: sqlite3.Connection) -> ApiKeyRecord | None:
             row = conn.execute(
                 f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+            return _key(row) if row else None
+
+        return await self._read(read)
+
+    async def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        def read(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ? AND user_id = ?", (key_id, user_id)
             ).fetchone()
             return _key(row) if row else None
 
