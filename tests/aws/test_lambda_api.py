@@ -268,6 +268,10 @@ def test_stream_answers_a_documented_error_and_the_long_poll_is_capped(
     error = response_json(answer)["error"]
     assert error["code"] == "STREAM_UNAVAILABLE"
     assert error["details"]["use"] == "GET /v1/inbox?wait=25"
+    # documented: the OpenAPI declares the 501 with the one error shape
+    declared = api.app.app.openapi()["paths"]["/v1/inbox/stream"]["get"]["responses"]["501"]
+    assert declared["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "STREAM_UNAVAILABLE" in declared["description"]
     unauthenticated = api(rest_event("GET", "/v1/inbox/stream"), LambdaContext())
     assert unauthenticated["statusCode"] == 401  # authentication still comes first
     assert api.app.services.settings.inbox_max_wait == LONG_POLL_MAX_S < 29
