@@ -312,7 +312,7 @@ export interface paths {
         };
         /**
          * Live stream (Server-Sent Events) of every event ingested from now on, in ingestion order
-         * @description Each event is sent as `id: <event_id>` and `data: <the event JSON, as GET /v1/events/{id}>`, in ingestion (commit) order, whatever its later delivery status. Reconnect with `Last-Event-ID` to resume right after that event, without gaps or repeats. A comment line is sent as a heartbeat every 15 s.
+         * @description Each event is sent as `id: <event_id>` and `data: <the event JSON, as GET /v1/events/{id}>`, in ingestion (commit) order, whatever its later delivery status. Reconnect with `Last-Event-ID` to resume right after that event, without gaps or repeats. A comment line is sent as a heartbeat every 15 s. Behind API Gateway (the AWS deployment), which buffers responses, it answers 501 `STREAM_UNAVAILABLE` instead: long-poll `GET /v1/inbox?wait=25` there.
          */
         get: operations["streamInbox"];
         put?: never;
@@ -3245,6 +3245,15 @@ export interface operations {
             };
             /** @description Internal error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not served on this deployment: behind API Gateway (the AWS deployment) responses are buffered, so the stream answers STREAM_UNAVAILABLE; long-poll GET /v1/inbox?wait=25 instead */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -21,6 +21,10 @@ _DESCRIPTIONS = {
     422: "Idempotency-Key reused with a different request",
     429: "Rate limit exceeded (see Retry-After)",
     500: "Internal error",
+    501: (
+        "Not served on this deployment: behind API Gateway (the AWS deployment) responses are "
+        "buffered, so the stream answers STREAM_UNAVAILABLE; long-poll GET /v1/inbox?wait=25 instead"
+    ),
     503: "Service unavailable",
 }
 

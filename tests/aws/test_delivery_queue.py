@@ -516,3 +516,57 @@ async def test_an_acknowledged_events_message_is_dropped_unpushed(
     # the message comes back when its retry would have been due: nothing is pushed
     assert await invoke(box, sqs_event([message], store.names.delivery_queue)) == {"batchItemFailures": []}
     assert len(receiver.requests) == 1
+
+
+async def test_a_batch_emits_its_delivery_counts_as_emf_under_the_terraforms_names(
+    store: DynamoDBStorage, box: WorkerContainer, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One real batch: delivered, retried, dead-lettered, and not due yet (no attempt). The EMF
+    document Powertools prints carries the counts, under the names and dimensions the delivery
+    failure-rate alarm and the dashboard of modules/monitoring read."""
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from tests.aws import emf
+
+    delivered, retried, refused = (event(ts=now_us() + i) for i in range(3))
+    not_due = event(ts=now_us() + 120_000_000)
+    answers = {
+        delivered.event_id: Respond(200, b"{}"),
+        retried.event_id: Respond(503, b"busy"),
+        refused.event_id: Respond(422, b"bad"),
+    }
+    receiver.script = lambda request, seen: answers[request.event_id]
+    await store.insert_events([delivered, retried, refused, not_due], [])
+    messages = await receive(store)
+    assert len(messages) == 4
+    capsys.readouterr()
+    cold_start.is_cold_start = True  # whichever handler ran first in this process took it
+    result = await invoke(box, sqs_event(messages, store.names.delivery_queue))
+    assert len(result["batchItemFailures"]) == 2  # the retry and the one not due
+    found = emf.emitted(capsys.readouterr().out)
+    worker = {"service": "triggers-api-worker"}
+    assert {e.namespace for e in found} == {"TriggersApi"}  # no POWERTOOLS_METRICS_NAMESPACE here
+    assert emf.total(found, "DeliveryAttempts", **worker) == 3
+    assert emf.total(found, "DeliverySuccesses", **worker) == 1
+    assert emf.total(found, "DeliveryFailures", **worker) == 2
+    assert emf.total(found, "DeliveryRetries", **worker) == 1
+    assert emf.total(found, "DeliveryDeadLetters", **worker) == 1
+    context = LambdaContext()
+    assert (
+        emf.total(found, "ColdStart", service="triggers-api-worker", function_name=context.function_name) == 1
+    )
+    wanted = {
+        (name, dims) for name, dims in emf.terraform_metrics() if ("service", "triggers-api-worker") in dims
+    }
+    assert {name for name, _ in wanted} == {"DeliveryAttempts", "DeliveryFailures", "DeliveryRetries"}
+    for name, dims in wanted:
+        assert emf.matches(found, name, dims), (name, dims)
+    # a scheduled invocation reports what the sweep re-sent
+    lambda_worker.set_container(box)
+    try:
+        swept = await asyncio.to_thread(
+            lambda_worker.handler, {"source": "aws.events", "detail-type": "Scheduled Event"}, context
+        )
+    finally:
+        lambda_worker.set_container(None)
+    assert emf.total(emf.emitted(capsys.readouterr().out), "DeliveriesSwept", **worker) == swept["swept"]

@@ -310,6 +310,10 @@ def test_stream_answers_a_documented_error_and_the_long_poll_is_capped(
     error = response_json(answer)["error"]
     assert error["code"] == "STREAM_UNAVAILABLE"
     assert error["details"]["use"] == "GET /v1/inbox?wait=25"
+    # documented: the OpenAPI declares the 501 with the one error shape
+    declared = api.app.app.openapi()["paths"]["/v1/inbox/stream"]["get"]["responses"]["501"]
+    assert declared["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "STREAM_UNAVAILABLE" in declared["description"]
     unauthenticated = api(rest_event("GET", "/v1/inbox/stream"), LambdaContext())
     assert unauthenticated["statusCode"] == 401  # authentication still comes first
     assert api.app.services.settings.inbox_max_wait == LONG_POLL_MAX_S < 29
@@ -382,3 +386,61 @@ def test_module_handler_builds_the_app_once_per_container(
     finally:
         if lambda_api._function is not None:
             lambda_api._function.close()
+
+
+def test_each_invocation_emits_its_emf_metrics_under_the_terraforms_names(
+    api: ApiFunction, authorizer: Authorizer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EventsIngested per API invocation (what the ingestion path stored), Powertools' ColdStart
+    with the dimensions the cold-start alarm reads, and the authorizer's decisions."""
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from tests.aws import emf
+
+    api_key, _ = new_key(api)
+    capsys.readouterr()
+    context = allow(authorizer, api_key)["context"]
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        allow(authorizer, "tk_" + "C" * 43)
+    decisions = emf.emitted(capsys.readouterr().out)
+    authorizer_service = {"service": "triggers-api-authorizer"}
+    assert emf.total(decisions, "AuthorizerAllowed", **authorizer_service) == 1
+    assert emf.total(decisions, "AuthorizerRefused", **authorizer_service) == 1
+
+    cold_start.is_cold_start = True  # whichever handler ran first in this process took it
+    single = call(
+        api,
+        "POST",
+        "/v1/events",
+        key=api_key,
+        context=context,
+        body=json.dumps({"event_type": "a.b", "payload": {}}),
+    )
+    batch = call(
+        api,
+        "POST",
+        "/v1/events/batch",
+        key=api_key,
+        context=context,
+        body=json.dumps({"events": [{"event_type": "a.b", "payload": {"i": i}} for i in range(3)]}),
+    )
+    listed = call(api, "GET", "/v1/inbox", key=api_key, context=context)
+    assert (single["statusCode"], batch["statusCode"], listed["statusCode"]) == (201, 201, 200), batch
+    out = capsys.readouterr().out
+    assert len(emf.documents(out)) == 4  # one per invocation, plus the cold start's own
+    found = emf.emitted(out)
+    api_service = {"service": "triggers-api-api"}
+    per_invocation = [
+        e.values for e in found if e.name == "EventsIngested" and dict(e.dimensions) == api_service
+    ]
+    assert per_invocation == [(1.0,), (3.0,), (0.0,)]
+    cold = [e for e in found if e.name == "ColdStart"]
+    assert [dict(e.dimensions) for e in cold] == [
+        {"function_name": LambdaContext().function_name, "service": "triggers-api-api"}
+    ]
+    wanted = {
+        (name, dims) for name, dims in emf.terraform_metrics() if ("service", "triggers-api-api") in dims
+    }
+    assert {name for name, _ in wanted} == {"EventsIngested", "ColdStart"}
+    for name, dims in wanted:
+        assert emf.matches(found, name, dims), (name, dims)

@@ -41,4 +41,6 @@ def test_the_runtime_dependencies_include_the_lambda_adapters() -> None:
     requirements = runtime_requirements(Path(__file__).parents[2] / "pyproject.toml")
     names = {r.split(">")[0].split("=")[0].split("[")[0] for r in requirements}
     assert {"mangum", "aws-lambda-powertools", "boto3", "fastapi", "limits"} <= names
+    # Tracer imports aws_xray_sdk at construction, enabled or not: the zip must carry it
+    assert any(r.startswith("aws-lambda-powertools[tracer]") for r in requirements)
     assert "moto" not in names and "pytest" not in names  # dev-only stays out of the zip

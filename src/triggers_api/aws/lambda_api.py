@@ -19,8 +19,12 @@
   buffers a Lambda's response whole: an endless SSE response would time out, not stream), and
   the long poll (``GET /v1/inbox?wait=N``) holds at most :data:`LONG_POLL_MAX_S`, below API
   Gateway's 29 s integration timeout.
-- **Logs.** Powertools' Logger carries API Gateway's request id as the correlation id, and the
-  same id becomes the app's request id (``X-Request-ID``) unless the client sent a sane one.
+- **Logs, metrics, traces.** Powertools' Logger carries API Gateway's request id as the
+  correlation id, and the same id becomes the app's request id (``X-Request-ID``) unless the
+  client sent a sane one. Each invocation emits ``EventsIngested`` (the events the ingestion path
+  stored, counted by its ``on_stored`` hook) and, on a cold start, Powertools' ``ColdStart`` as
+  EMF; X-Ray gets the ``## handler`` subsegment annotated with the request id, and every
+  DynamoDB/SQS call (``aws/observability.py``).
 """
 
 from __future__ import annotations
@@ -31,22 +35,28 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import FastAPI
 from mangum import Mangum
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from triggers_api.auth import Principal
+from triggers_api.aws import observability as obs
 from triggers_api.aws.container import ContainerLoop
 from triggers_api.config import Settings
 from triggers_api.errors import ApiError, Unauthorized
 from triggers_api.runtime import EventsReader, Services
-from triggers_api.storage.base import now_us
+from triggers_api.storage.base import EventRecord, now_us
 
 #: Longest ``GET /v1/inbox?wait=N`` hold under Lambda: API Gateway ends the integration at 29 s,
 #: and the last re-query plus the response must fit in the remaining seconds.
 LONG_POLL_MAX_S = 25.0
 STREAM_PATH = "/v1/inbox/stream"
+
+SERVICE = obs.service_name("api")
+tracer = obs.tracer_for("api")
+metrics = obs.metrics_for("api")
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -155,6 +165,16 @@ class LambdaApp:
         self.services: Services = self.app.state.services
         self.started = False
         self._flushed = time.monotonic()
+        self.ingested = 0  # events stored since the last take_ingested()
+        self.services.ingestor.on_stored.append(self._count_stored)
+
+    def _count_stored(self, records: list[EventRecord]) -> None:
+        self.ingested += len(records)
+
+    def take_ingested(self) -> int:
+        """The events stored since the last call (one invocation's, called once per invocation)."""
+        count, self.ingested = self.ingested, 0
+        return count
 
     async def start(self) -> None:
         services = self.services
@@ -203,18 +223,31 @@ class ApiFunction:
         self.container.activate()  # Mangum takes the current loop
         self.app = LambdaApp(lambda_settings(settings))
         self.mangum = Mangum(self.app, lifespan="off")
-        self.logger = Logger(service="triggers-api", child=False)
-        self._invoke: LambdaHandler = self.logger.inject_lambda_context(
-            correlation_id_path=correlation_paths.API_GATEWAY_REST
-        )(self._handle)
+        self.logger = Logger(service=SERVICE, child=False)
+        self._invoke = obs.instrument(
+            self._handle,
+            logger=self.logger,
+            tracer=tracer,
+            metrics=metrics,
+            correlation_id_path=correlation_paths.API_GATEWAY_REST,
+        )
 
     def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.container.activate()
         _carry_request_id(event)
-        return self.mangum(event, context)
+        request_id = (event.get("requestContext") or {}).get("requestId")
+        if request_id:
+            tracer.put_annotation("request_id", str(request_id))
+        self.app.take_ingested()  # nothing from outside an invocation (tests' own writes) counts
+        try:
+            return self.mangum(event, context)
+        finally:
+            ingested = self.app.take_ingested()
+            metrics.add_metric(name=obs.EVENTS_INGESTED, unit=MetricUnit.Count, value=ingested)
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return self._invoke(event, context)
+        response: dict[str, Any] = self._invoke(event, context)
+        return response
 
     def close(self) -> None:
         """For tests: close the storage and the loop."""

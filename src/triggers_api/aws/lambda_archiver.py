@@ -12,16 +12,21 @@ mapping's filter already drops most of them.
 A batch is archived whole or raises: Lambda then retries it (bisecting on error, as the
 Terraform configures) until the records leave the stream, and re-archiving a retried batch
 writes new objects with the same lines, never loses one.
+
+An image is decoded by the backend's own codec (``storage/dynamodb/core.event_from_item``): a
+stream image is in DynamoDB's attribute-value format, exactly what a GetItem returns, so the
+archive holds what the backend would have read. Each invocation emits ``EventsArchived`` and
+``ArchiveObjectsWritten`` (EMF); the archive write is an X-Ray subsegment (``## ...Archiver.write_archive``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+import base64
+from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
@@ -29,15 +34,22 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from triggers_api.archive import ArchiveTarget, archive_target
+from triggers_api.aws import observability as obs
 from triggers_api.config import Settings
 from triggers_api.storage.base import EventRecord
+from triggers_api.storage.dynamodb import schema
+from triggers_api.storage.dynamodb.core import event_from_item
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
-EVENTS_SUFFIX = "-events"
+EVENTS_SUFFIX = f"-{schema.EVENTS.suffix}"
+
+SERVICE = obs.service_name("archiver")
+tracer = obs.tracer_for("archiver")
+metrics = obs.metrics_for("archiver")
 
 
 def is_ttl_removal(record: DynamoDBRecord) -> bool:
-    identity = record.raw_event.get("userIdentity") or {}
+    identity = record.user_identity
     return (
         record.event_name == DynamoDBRecordEventName.REMOVE
         and identity.get("type") == "Service"
@@ -52,61 +64,22 @@ def table_of(record: DynamoDBRecord) -> str:
     return rest.split("/", 1)[0]
 
 
-def _json_bytes(value: Any) -> bytes | None:
-    if value is None:
+def old_image(record: DynamoDBRecord) -> dict[str, Any] | None:
+    """The record's last image in attribute-value form (``{"S": ...}``), as the backend's codec
+    reads it. Powertools' ``old_image`` would turn it into plain Python values, which the codec
+    does not read. Lambda hands binary values over base64-encoded in JSON (boto3's GetItem and
+    GetRecords decode them): they become bytes again here, as a GetItem returns them."""
+    stream = record.dynamodb
+    image = stream.raw_event.get("OldImage") if stream is not None else None
+    if not isinstance(image, dict) or not image:
         return None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode()
-    return orjson.dumps(value, default=_decimal)
+    return {name: _binary_decoded(value) for name, value in image.items()}
 
 
-def _decimal(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, set):
-        return sorted(value)
-    raise TypeError(type(value).__name__)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _ts_us_from(ts_id: str) -> int:
-    stamp = ts_id.split("#", 1)[0]
-    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1_000_000)
-
-
-def event_from_item(item: dict[str, Any]) -> EventRecord:
-    """An events-table item image (deserialized) -> the contract's :class:`EventRecord`.
-
-    Reads the attributes named as in ``EventRecord`` and falls back on the key formats of
-    ``storage/dynamodb/schema.py`` (``user_shard = <user>#<n>``, ``ts_id = <ISO µs>#<event_id>``)
-    for the identity, so an image that carries only the keys still archives who and when.
-    """
-    ts_id = str(item.get("ts_id", ""))
-    event_id = str(item.get("event_id") or ts_id.rsplit("#", 1)[-1])
-    user_id = str(item.get("user_id") or str(item.get("user_shard", "")).rsplit("#", 1)[0])
-    ts_us = _int(item.get("ts_us"))
-    if ts_us is None:
-        ts_us = _ts_us_from(ts_id)
-    expires = item.get("ttl", item.get("expires_at"))
-    return EventRecord(
-        event_id=event_id,
-        user_id=user_id,
-        event_type=str(item.get("event_type", "")),
-        payload=_json_bytes(item.get("payload")),
-        status=str(item.get("status", "")),
-        ts_us=ts_us,
-        expires_at=int(expires) if expires is not None else 0,
-        metadata=_json_bytes(item.get("metadata")) or b"{}",
-        retry_count=int(item.get("retry_count", 0)),
-        last_retry_us=_int(item.get("last_retry_us")),
-        delivered_us=_int(item.get("delivered_us")),
-        acknowledged_us=_int(item.get("acknowledged_us")),
-    )
+def _binary_decoded(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("B"), str):
+        return {"B": base64.b64decode(value["B"])}
+    return value
 
 
 class Archiver:
@@ -115,25 +88,41 @@ class Archiver:
     def __init__(self, settings: Settings | None = None, target: ArchiveTarget | None = None) -> None:
         self.settings = settings or Settings()
         self.target = target or archive_target(self.settings)
-        self.logger = Logger(service="triggers-api-archiver", child=False)
+        self.logger = Logger(service=SERVICE, child=False)
+        self._invoke = obs.instrument(self._archive, logger=self.logger, tracer=tracer, metrics=metrics)
 
     def expired_events(self, event: dict[str, Any]) -> list[EventRecord]:
         records: list[EventRecord] = []
         for record in DynamoDBStreamEvent(event).records:
             if not is_ttl_removal(record) or not table_of(record).endswith(EVENTS_SUFFIX):
                 continue
-            image = record.dynamodb.old_image if record.dynamodb is not None else None
-            if image:
-                records.append(event_from_item(dict(image)))
+            image = old_image(record)
+            if image is not None:
+                records.append(event_from_item(image))
         return records
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        records = self.expired_events(event)
-        written = self.target.write(records) if records else []
+        result: dict[str, Any] = self._invoke(event, context)
+        return result
+
+    @tracer.capture_method(capture_response=False)
+    def write_archive(self, records: Sequence[EventRecord]) -> list[str]:
+        return self.target.write(records)
+
+    def _archive(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        archived: list[EventRecord] = []
+        written: list[str] = []
+        try:
+            records = self.expired_events(event)
+            written = self.write_archive(records) if records else []
+            archived = records
+        finally:  # a failed batch counts zero: Lambda hands it back, and it counts when written
+            metrics.add_metric(name=obs.EVENTS_ARCHIVED, unit=MetricUnit.Count, value=len(archived))
+            metrics.add_metric(name=obs.ARCHIVE_OBJECTS, unit=MetricUnit.Count, value=len(written))
         self.logger.info(
-            "events_archived", received=len(event.get("Records") or []), archived=len(records), files=written
+            "events_archived", received=len(event.get("Records") or []), archived=len(archived), files=written
         )
-        return {"archived": len(records), "files": written}
+        return {"archived": len(archived), "files": written}
 
 
 _archiver: Archiver | None = None

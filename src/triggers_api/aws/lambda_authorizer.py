@@ -14,7 +14,10 @@ Revocation stays prompt because the API function re-checks the key by id (``lamb
 KeyHashIndex is a GSI and lags the table slightly; a well-formed key that is not found is looked
 up once more after :data:`INDEX_RETRY_S`, so a key used right after its creation is not refused.
 
-The key itself is never logged, nor its hash: only the key id of an accepted key.
+The key itself is never logged, nor its hash: only the key id of an accepted key. Each decision
+is an EMF count (``AuthorizerAllowed`` / ``AuthorizerRefused``), the look-up an X-Ray subsegment
+(``## ...Authorizer.find_key``, its result never recorded), and API Gateway's request id the
+log's correlation id.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
     APIGatewayAuthorizerResponse,
 )
 
 from triggers_api.auth import hash_api_key
+from triggers_api.aws import observability as obs
 from triggers_api.aws.container import ContainerLoop
 from triggers_api.config import Settings
 from triggers_api.storage import build_storage
@@ -39,6 +45,10 @@ from triggers_api.storage.base import ApiKeyRecord, Storage, now_us
 INDEX_RETRY_S = 0.2
 #: What a key looks like (``auth.generate_api_key``): anything else is refused without a read.
 KEY_SHAPE = re.compile(r"^tk_[A-Za-z0-9_-]{43}$")
+
+SERVICE = obs.service_name("authorizer")
+tracer = obs.tracer_for("authorizer")
+metrics = obs.metrics_for("authorizer")
 
 
 class Unauthorized(Exception):
@@ -65,9 +75,17 @@ class Authorizer:
         self.storage: Storage = build_storage(self.settings)
         self.opened = False
         self.index_retry_s = index_retry_s
-        self.logger = Logger(service="triggers-api-authorizer", child=False)
+        self.logger = Logger(service=SERVICE, child=False)
+        self._invoke = obs.instrument(
+            self._authorize,
+            logger=self.logger,
+            tracer=tracer,
+            metrics=metrics,
+            correlation_id_path=correlation_paths.API_GATEWAY_REST,
+        )
 
-    async def _find(self, api_key: str) -> ApiKeyRecord | None:
+    @tracer.capture_method(capture_response=False)  # the record holds the key's hash: never traced
+    async def find_key(self, api_key: str) -> ApiKeyRecord | None:
         if not self.opened:
             await self.storage.open()
             self.opened = True
@@ -79,18 +97,41 @@ class Authorizer:
         return record
 
     def __call__(self, raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = self._invoke(raw_event, context)
+        return response
+
+    def _authorize(self, raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+        decision = "error"  # neither counter: a storage failure is API Gateway's 500, not a refusal
+        try:
+            response = self._decide(raw_event)
+            decision = "allowed"
+            return response
+        except Unauthorized:
+            decision = "refused"
+            raise
+        finally:
+            metrics.add_metric(
+                name=obs.AUTHORIZER_ALLOWED, unit=MetricUnit.Count, value=int(decision == "allowed")
+            )
+            metrics.add_metric(
+                name=obs.AUTHORIZER_REFUSED, unit=MetricUnit.Count, value=int(decision == "refused")
+            )
+            tracer.put_annotation("decision", decision)
+
+    def _refuse(self, reason: str, **fields: Any) -> Unauthorized:
+        self.logger.info("authorizer_refused", reason=reason, **fields)
+        return Unauthorized()
+
+    def _decide(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         event = APIGatewayAuthorizerRequestEvent(raw_event)
         api_key = _api_key(raw_event)
         if not api_key or not KEY_SHAPE.match(api_key):
-            self.logger.info("authorizer_refused", reason="malformed", request_id=_request_id(event))
-            raise Unauthorized()
-        record = self.container.run(self._find(api_key))
+            raise self._refuse("malformed")
+        record = self.container.run(self.find_key(api_key))
         if record is None or not record.is_active:
-            self.logger.info("authorizer_refused", reason="unknown_or_revoked", request_id=_request_id(event))
-            raise Unauthorized()
+            raise self._refuse("unknown_or_revoked")
         if record.expires_us is not None and record.expires_us <= now_us():
-            self.logger.info("authorizer_refused", reason="expired", key_id=record.key_id)
-            raise Unauthorized()
+            raise self._refuse("expired", key_id=record.key_id)
         arn = event.parsed_arn
         policy = APIGatewayAuthorizerResponse(
             principal_id=record.user_id,
@@ -116,10 +157,6 @@ class Authorizer:
             self.container.run(self.storage.close())
             self.opened = False
         self.container.close()
-
-
-def _request_id(event: APIGatewayAuthorizerRequestEvent) -> str:
-    return str(event.request_context.request_id or "")
 
 
 _authorizer: Authorizer | None = None

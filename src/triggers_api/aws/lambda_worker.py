@@ -11,23 +11,37 @@ when the retry is due. Poison messages reach the DLQ by the queue's redrive poli
 
 The container keeps one event loop, one storage and one worker (HTTP pools, breakers) across
 invocations; nothing is built at import.
+
+Every invocation emits its delivery counts as EMF (``aws/observability.py``): ``DeliveryAttempts``
+and ``DeliveryFailures`` feed the delivery failure-rate alarm, ``DeliveryRetries`` the dashboard,
+``DeliverySuccesses`` and ``DeliveryDeadLetters`` complete the picture; a scheduled invocation
+emits ``DeliveriesSwept``. X-Ray gets a ``## deliver_batch`` subsegment around the batch's claims,
+pushes and outcomes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from triggers_api.aws import observability as obs
 from triggers_api.config import Settings
 from triggers_api.delivery.fanout import FanoutWorker
 from triggers_api.delivery.queue_consumer import Fate, Message, QueueConsumer
+from triggers_api.storage.base import AttemptOutcome
 
-logger = Logger(service="triggers-api-worker")
+SERVICE = obs.service_name("worker")
+logger = Logger(service=SERVICE)
+tracer = obs.tracer_for("worker")
+metrics = obs.metrics_for("worker")
 
 
 class RecordNotFinished(Exception):
@@ -77,13 +91,41 @@ def set_container(value: WorkerContainer | None) -> None:
     _container = value
 
 
+def outcome_counts(fates: Iterable[Fate]) -> dict[str, int]:
+    """The batch's EMF counters. A fate's reason is the attempt's outcome when a push was made
+    (``delivered``, ``retry``, ``failed``); the other reasons (not due, circuit open, claimed
+    elsewhere, invalid message...) made no attempt and count in none of these."""
+    reasons = Counter(f.reason for f in fates)
+    delivered = reasons[AttemptOutcome.DELIVERED.value]
+    retried = reasons[AttemptOutcome.RETRY.value]
+    dead = reasons[AttemptOutcome.FAILED.value]
+    return {
+        obs.DELIVERY_ATTEMPTS: delivered + retried + dead,
+        obs.DELIVERY_SUCCESSES: delivered,
+        obs.DELIVERY_FAILURES: retried + dead,
+        obs.DELIVERY_RETRIES: retried,
+        obs.DELIVERY_DEAD_LETTERS: dead,
+    }
+
+
+def _emit(counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def process(event: dict[str, Any], context: Any, box: WorkerContainer) -> dict[str, Any]:
     records = [SQSRecord(r) for r in event.get("Records", [])]
     if not records:  # BatchProcessor refuses an empty batch; there is nothing to report
+        _emit(outcome_counts([]))
         return {"batchItemFailures": []}
     messages = [Message(r.message_id, r.body, r.receipt_handle) for r in records]
     asyncio.set_event_loop(box.loop)
-    fates: dict[str, Fate] = box.loop.run_until_complete(box.consumer.handle_all(messages))
+    # The pushes run concurrently on this thread: one subsegment spans them all (see observability).
+    with tracer.provider.in_subsegment("## deliver_batch") as subsegment:
+        fates: dict[str, Fate] = box.loop.run_until_complete(box.consumer.handle_all(messages))
+        counts = outcome_counts(fates.values())
+        subsegment.put_metadata("batch", {"records": len(messages), **counts}, SERVICE)
+    _emit(counts)
 
     def record_handler(record: SQSRecord) -> str:
         fate = fates[record.message_id]
@@ -111,13 +153,19 @@ def sweep(box: WorkerContainer) -> dict[str, Any]:
     deliveries due long ago whose message was never sent (a crash or an SQS error after the
     insert committed)."""
     asyncio.set_event_loop(box.loop)
-    sent = box.loop.run_until_complete(box.consumer.storage.sweep_unsent())
+    with tracer.provider.in_subsegment("## sweep") as subsegment:
+        sent = box.loop.run_until_complete(box.consumer.storage.sweep_unsent())
+        subsegment.put_metadata("sweep", {"sent": sent}, SERVICE)
+    metrics.add_metric(name=obs.DELIVERIES_SWEPT, unit=MetricUnit.Count, value=sent)
     logger.info("delivery_sweep", sent=sent)
     return {"swept": sent}
 
 
-@logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "Records" not in event and event.get("source") == "aws.events":
         return sweep(container())
     return process(event, context, container())
+
+
+#: The Lambda entry point (``triggers_api.aws.lambda_worker.handler``).
+handler = obs.instrument(_handle, logger=logger, tracer=tracer, metrics=metrics)

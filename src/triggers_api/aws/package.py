@@ -30,6 +30,7 @@ LAMBDA_PYTHON = "3.12"
 HANDLERS = (
     "triggers_api.aws.lambda_api",
     "triggers_api.aws.lambda_authorizer",
+    "triggers_api.aws.lambda_worker",
     "triggers_api.aws.lambda_archiver",
 )
 _SKIP_PARTS = {"__pycache__"}

@@ -202,12 +202,14 @@ router = APIRouter(prefix="/v1", tags=["Inbox"])
         "Each event is sent as `id: <event_id>` and `data: <the event JSON, as GET /v1/events/{id}>`, "
         "in ingestion (commit) order, whatever its later delivery status. Reconnect with "
         "`Last-Event-ID` to resume right after that event, without gaps or repeats. A comment "
-        "line is sent as a heartbeat every 15 s."
+        "line is sent as a heartbeat every 15 s. Behind API Gateway (the AWS deployment), which "
+        "buffers responses, it answers 501 `STREAM_UNAVAILABLE` instead: long-poll "
+        "`GET /v1/inbox?wait=25` there."
     ),
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "The stream"},
-        **errors(*AUTHED),
+        **errors(*AUTHED, 501),
     },
 )
 async def stream_inbox(
