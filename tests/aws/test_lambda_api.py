@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from mangum import Mangum
+from pydantic import SecretStr
 
 from tests.aws.conftest import REGION, Migrated
 from tests.aws.lambda_events import (
@@ -444,3 +445,115 @@ def test_each_invocation_emits_its_emf_metrics_under_the_terraforms_names(
     assert {name for name, _ in wanted} == {"EventsIngested", "ColdStart"}
     for name, dims in wanted:
         assert emf.matches(found, name, dims), (name, dims)
+
+
+# -- the dashboard's API: no authorizer, the session cookie ----------------------------------------
+DASHBOARD_HOST = "console.triggers.example.com"  # its REST API's custom domain (Terraform)
+
+
+def set_cookies(response: dict[str, Any]) -> dict[str, str]:
+    """name -> value of every Set-Cookie in a REST proxy response (Mangum: multiValueHeaders)."""
+    values: list[str] = []
+    for source in (response.get("headers") or {}, response.get("multiValueHeaders") or {}):
+        for key, value in source.items():
+            if key.lower() == "set-cookie":
+                values.extend(value if isinstance(value, list) else [value])
+    return dict(v.split(";", 1)[0].split("=", 1) for v in values)
+
+
+def dashboard_event(
+    method: str, path: str, cookies: dict[str, str] | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A REST proxy event as the dashboard's API sends it: its domain as Host, HTTPS, no authorizer."""
+    headers = {"Host": DASHBOARD_HOST, **kw.pop("headers", {})}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return rest_event(method, path, headers=headers, **kw)
+
+
+@pytest.fixture
+def dashboard_settings(tmp_path: Path) -> Settings:
+    """What the Terraform gives the API function: one TRIGGERS_SESSION_SECRET for every container;
+    and a built dashboard (index.html + a hashed asset) to serve."""
+    built = tmp_path / "dashboard"
+    (built / "assets").mkdir(parents=True)
+    (built / "index.html").write_text('<!doctype html><script src="/dashboard/assets/app-1a2b.js"></script>')
+    (built / "assets" / "app-1a2b.js").write_text("console.log('dashboard')")
+    return make_settings(tmp_path, key_cache_ttl=0.3, session_secret="s" * 48, dashboard_dir=built)
+
+
+def test_the_dashboard_api_serves_a_cookie_session_without_an_authorizer(
+    dashboard_settings: Settings,
+) -> None:
+    """The browser's requests reach the API function with the session cookie and no authorizer
+    context (the dashboard's REST API has none): the function authenticates them itself, and a
+    cookie issued by one container is accepted by another that shares the deployment's secret."""
+    first, second = ApiFunction(dashboard_settings), ApiFunction(dashboard_settings)
+    for function in (first, second):
+        function.container.run(function.app.start())
+    try:
+        api_key, key_id = new_key(first)
+        page = first(dashboard_event("GET", "/dashboard/events/abc"), LambdaContext())
+        assert page["statusCode"] == 200 and "app-1a2b.js" in page["body"]  # deep link -> index.html
+        asset = first(dashboard_event("GET", "/dashboard/assets/app-1a2b.js"), LambdaContext())
+        assert asset["statusCode"] == 200
+
+        login = first(
+            dashboard_event(
+                "POST",
+                "/v1/auth/session",
+                body=json.dumps({"api_key": api_key}),
+                headers={"Origin": f"https://{DASHBOARD_HOST}"},
+            ),
+            LambdaContext(),
+        )
+        assert login["statusCode"] == 200, login
+        cookies = set_cookies(login)
+        assert set(cookies) == {"triggers_session", "triggers_refresh", "triggers_csrf"}
+        assert response_json(login)["key_id"] == key_id
+        session = {"triggers_session": cookies["triggers_session"]}
+        csrf = {"X-CSRF-Token": cookies["triggers_csrf"], "Origin": f"https://{DASHBOARD_HOST}"}
+
+        # Data through the other container: the cookie alone (no X-API-Key, no authorizer context).
+        created = second(
+            dashboard_event(
+                "POST",
+                "/v1/events",
+                cookies={**session, "triggers_csrf": cookies["triggers_csrf"]},
+                headers=csrf,
+                body=json.dumps({"event_type": "order.created", "payload": {"id": 7}}),
+            ),
+            LambdaContext(),
+        )
+        assert created["statusCode"] == 201, created
+        event_id = response_json(created)["event_id"]
+        inbox = second(
+            dashboard_event("GET", "/v1/inbox", cookies=session, query="limit=10"), LambdaContext()
+        )
+        assert inbox["statusCode"] == 200
+        assert [e["event_id"] for e in response_json(inbox)["events"]] == [event_id]
+        assert response_json(inbox)["events"][0]["payload"] == {"id": 7}
+        keys = second(dashboard_event("GET", "/v1/keys", cookies=session), LambdaContext())
+        assert keys["statusCode"] == 200
+        assert key_id in [k["key_id"] for k in response_json(keys)["keys"]]
+
+        # The function is the only gate on this API: no cookie is 401, a write without CSRF is 403.
+        anonymous = second(dashboard_event("GET", "/v1/inbox"), LambdaContext())
+        assert anonymous["statusCode"] == 401
+        forged = second(
+            dashboard_event("POST", "/v1/events", cookies=session, body='{"event_type":"a.b","payload":{}}'),
+            LambdaContext(),
+        )
+        assert forged["statusCode"] == 403
+        assert response_json(forged)["error"]["code"] == "FORBIDDEN"
+    finally:
+        first.close()
+        second.close()
+
+    # Why the deployment sets one secret: a container signing with its own refuses the cookie.
+    other = ApiFunction(dashboard_settings.model_copy(update={"session_secret": SecretStr("t" * 48)}))
+    try:
+        refused = other(dashboard_event("GET", "/v1/inbox", cookies=session), LambdaContext())
+        assert refused["statusCode"] == 401
+    finally:
+        other.close()

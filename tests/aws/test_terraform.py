@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from triggers_api.config import Settings
+from triggers_api.dashboard.session import REFRESH_PATH
 from triggers_api.storage.dynamodb import schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,8 +260,110 @@ def test_the_authorizer_is_a_request_authorizer_cached_five_minutes() -> None:
     assert authorizer["authorizer_result_ttl_in_seconds"] == "${var.authorizer_cache_seconds}"
     assert _variables(MODULES / "api-gateway")["authorizer_cache_seconds"]["default"] == 300
     assert _resources(MODULES / "api-gateway", "aws_api_gateway_usage_plan")
-    (stage,) = _resources(MODULES / "api-gateway", "aws_api_gateway_stage").values()
-    assert stage["xray_tracing_enabled"] is True
+    stages = _resources(MODULES / "api-gateway", "aws_api_gateway_stage")
+    assert set(stages) == {"api", "dashboard"}
+    for stage in stages.values():
+        assert stage["xray_tracing_enabled"] is True
+        assert stage["access_log_settings"][0]["destination_arn"]
+
+
+def _api_of(resource: dict[str, Any]) -> str:
+    """Which REST API a resource belongs to: ``api`` or ``dashboard``."""
+    match = re.fullmatch(r"\$\{aws_api_gateway_rest_api\.(\w+)\.id\}", resource["rest_api_id"])
+    assert match, resource["rest_api_id"]
+    return match.group(1)
+
+
+def test_the_main_api_authorizes_every_method_but_the_health_check() -> None:
+    methods = _resources(MODULES / "api-gateway", "aws_api_gateway_method")
+    main = {name: m for name, m in methods.items() if _api_of(m) == "api"}
+    assert main, "the main API has no methods"
+    for name, method in main.items():
+        if name == "health":
+            assert (method["http_method"], method["authorization"]) == ("GET", "NONE")
+            continue
+        assert method["authorization"] == "CUSTOM", name
+        assert method["authorizer_id"] == "${aws_api_gateway_authorizer.api_key.id}", name
+    resources = _resources(MODULES / "api-gateway", "aws_api_gateway_resource")
+    under_v1 = {
+        r["path_part"] for r in resources.values() if r["parent_id"] == "${aws_api_gateway_resource.v1.id}"
+    }
+    assert under_v1 == {"health", "{proxy+}"}  # no /v1/auth, no /dashboard: those are the dashboard API's
+    assert [n for n, m in main.items() if m["authorization"] == "NONE"] == ["health"]
+
+
+def test_the_dashboard_api_has_no_authorizer_and_reaches_the_same_api_function() -> None:
+    """The browser sends the session cookie, never X-API-Key, so the main API's REQUEST authorizer
+    (identity source X-API-Key) would refuse it unread: the dashboard's API has no authorizer at
+    all, and the API function authenticates the cookie itself (tests/aws/test_lambda_api.py)."""
+    api_gateway = MODULES / "api-gateway"
+    methods = {
+        n: m
+        for n, m in _resources(api_gateway, "aws_api_gateway_method").items()
+        if _api_of(m) == "dashboard"
+    }
+    assert methods
+    for method in methods.values():
+        assert method["authorization"] == "NONE" and "authorizer_id" not in method
+    assert all(_api_of(a) == "api" for a in _resources(api_gateway, "aws_api_gateway_authorizer").values())
+    (proxy,) = [
+        r for r in _resources(api_gateway, "aws_api_gateway_resource").values() if _api_of(r) == "dashboard"
+    ]
+    assert proxy["path_part"] == "{proxy+}" and "root_resource_id" in proxy["parent_id"]
+    integrations = [i for i in _resources(api_gateway, "aws_api_gateway_integration").values()]
+    assert {_api_of(i) for i in integrations} == {"api", "dashboard"}
+    for integration in integrations:  # both APIs: the API function's `live` alias, proxied whole
+        assert (integration["type"], integration["uri"]) == ("AWS_PROXY", "${var.api_invoke_arn}")
+
+    (rest_api,) = [
+        a for n, a in _resources(api_gateway, "aws_api_gateway_rest_api").items() if n == "dashboard"
+    ]
+    # The built app asks for /dashboard/assets/... and /v1/... by absolute path and the refresh
+    # cookie's path is /v1/auth: served under a stage prefix, none of them would resolve.
+    assert rest_api["disable_execute_api_endpoint"] is True
+    (mapping,) = _resources(api_gateway, "aws_api_gateway_base_path_mapping").values()
+    assert "base_path" not in mapping and mapping["api_id"] == "${aws_api_gateway_rest_api.dashboard.id}"
+    assert REFRESH_PATH == "/v1/auth"
+    (domain,) = _resources(api_gateway, "aws_api_gateway_domain_name").values()
+    assert domain["security_policy"] == "TLS_1_2"
+
+    settings = {
+        s["stage_name"]: s["settings"][0]
+        for s in _resources(api_gateway, "aws_api_gateway_method_settings").values()
+    }
+    dashboard = settings["${aws_api_gateway_stage.dashboard.stage_name}"]
+    assert dashboard["throttling_rate_limit"] == "${var.dashboard_throttle_rate_limit}"
+    assert dashboard["throttling_burst_limit"] == "${var.dashboard_throttle_burst_limit}"
+    assert dashboard["metrics_enabled"] is True and dashboard["data_trace_enabled"] is False
+    for environment in ENVIRONMENT_NAMES:
+        values = _load(ENVIRONMENTS / environment / "terraform.tfvars")
+        assert 0 < values["dashboard_throttle_rate_limit"] < values["api_throttle_rate_limit"]
+        assert "dashboard_url" in _outputs(ENVIRONMENTS / environment)
+
+    permissions = _resources(api_gateway, "aws_lambda_permission")
+    assert permissions["dashboard"]["qualifier"] == "${var.alias_name}"
+    assert permissions["dashboard"]["source_arn"].startswith(
+        "${aws_api_gateway_rest_api.dashboard.execution_arn}"
+    )
+
+
+def test_every_api_container_signs_sessions_with_the_same_secret() -> None:
+    """A cookie signed by one API container must verify in the next: the API function gets one
+    generated TRIGGERS_SESSION_SECRET (unset, each container would make its own)."""
+
+    assert (
+        Settings.model_config.get("env_prefix") == "TRIGGERS_" and "session_secret" in Settings.model_fields
+    )
+    (function,) = _resources(MODULES / "lambda", "aws_lambda_function").values()
+    variables = function["environment"][0]["variables"]
+    assert re.search(
+        r'each\.key == "api" \? tomap\(\{TRIGGERS_SESSION_SECRET = terraform_data\.session_secret\.output\}\)',
+        variables,
+    )
+    (secret,) = _resources(MODULES / "lambda", "terraform_data").values()
+    assert secret["input"].count("uuid()") == 2 and "sensitive(" in secret["input"]
+    # drawn once: without this, every plan would draw again and log every dashboard user out
+    assert secret["lifecycle"][0]["ignore_changes"] == ["input"]
 
 
 def test_the_alarms_of_section_18_4() -> None:
@@ -288,6 +392,94 @@ def test_the_alarms_of_section_18_4() -> None:
         assert window(alarm) == seconds, name
     assert alarms["api_p95_latency"]["extended_statistic"] == "p95"
     assert set(_resources(MODULES / "monitoring", "aws_cloudwatch_dashboard"))
+
+
+def test_releases_are_codedeploy_canaries_rolled_back_by_the_monitoring_alarms() -> None:
+    lambda_dir, monitoring = MODULES / "lambda", MODULES / "monitoring"
+    (app,) = _resources(lambda_dir, "aws_codedeploy_app").values()
+    assert app["compute_platform"] == "Lambda"
+    (config,) = _resources(lambda_dir, "aws_codedeploy_deployment_config").values()
+    routing = config["traffic_routing_config"][0]
+    assert routing["type"] == "TimeBasedCanary"
+    assert routing["time_based_canary"][0] == {
+        "percentage": "${var.canary_percentage}",
+        "interval": "${var.canary_interval_minutes}",
+    }
+    declared = _variables(lambda_dir)
+    assert (declared["canary_percentage"]["default"], declared["canary_interval_minutes"]["default"]) == (
+        5,
+        10,
+    )
+    production = _load(ENVIRONMENTS / "production" / "terraform.tfvars")
+    assert (production["canary_percentage"], production["canary_interval_minutes"]) == (5, 10)  # section 13.1
+
+    (group,) = _resources(lambda_dir, "aws_codedeploy_deployment_group").values()
+    assert group["for_each"] == "${local.functions}"
+    assert (
+        group["deployment_config_name"] == "${aws_codedeploy_deployment_config.canary.deployment_config_name}"
+    )
+    assert group["deployment_style"][0] == {
+        "deployment_type": "BLUE_GREEN",
+        "deployment_option": "WITH_TRAFFIC_CONTROL",
+    }
+    rollback = group["auto_rollback_configuration"][0]
+    assert rollback["enabled"] is True
+    assert set(rollback["events"]) == {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"}
+    alarms = group["alarm_configuration"][0]
+    assert alarms["enabled"] is True and alarms["alarms"] == "${var.rollback_alarm_names[each.key]}"
+
+    # CodeDeploy, not Terraform, moves `live` once it exists: an apply must not undo a release.
+    (alias,) = _resources(lambda_dir, "aws_lambda_alias").values()
+    assert set(alias["lifecycle"][0]["ignore_changes"]) == {"function_version", "routing_config"}
+    assert "routing_config" not in alias
+
+    # Every rollback alarm is an alarm of the monitoring module; each function has its own error
+    # alarm among them, and the API's include section 13.1's error rate and 18.4's p95 latency.
+    (rollback_alarms,) = [
+        b["rollback_alarms"] for b in _directory(monitoring)["locals"] if "rollback_alarms" in b
+    ]
+    defined = _resources(monitoring, "aws_cloudwatch_metric_alarm")
+    functions = set(_lambda_locals()["functions"])
+    assert set(rollback_alarms) == functions
+    for fn, refs in rollback_alarms.items():
+        used: set[tuple[str, str | None]] = set()  # (alarm resource, for_each key)
+        for ref in refs:
+            match = re.fullmatch(r'\$\{aws_cloudwatch_metric_alarm\.(\w+)(?:\["(\w+)"\])?\}', ref)
+            assert match and match.group(1) in defined, ref
+            if match.group(2):
+                assert defined[match.group(1)]["for_each"] == "${var.function_names}"
+                assert match.group(2) in functions
+            used.add((match.group(1), match.group(2)))
+        assert ("lambda_errors", fn) in used, fn
+        if fn == "api":
+            assert {("api_error_rate", None), ("api_p95_latency", None)} <= used
+    for environment in ENVIRONMENT_NAMES:
+        call = _named(_directory(ENVIRONMENTS / environment)["module"])["lambda"]
+        assert call["rollback_alarm_names"] == "${module.monitoring.rollback_alarm_names}"
+        assert call["rollback_alarm_arns"] == "${module.monitoring.rollback_alarm_arns}"
+
+
+def test_codedeploys_role_may_read_its_alarms_and_move_the_live_aliases_only() -> None:
+    documents = {
+        name: body
+        for block in _directory(MODULES / "lambda")["data"]
+        for name, body in block.get("aws_iam_policy_document", {}).items()
+    }
+    (assume,) = documents["codedeploy_assume"]["statement"]
+    assert assume["principals"][0]["identifiers"] == ["codedeploy.amazonaws.com"]
+    statements = {s["sid"]: s for s in documents["codedeploy"]["statement"]}
+    assert statements["RollbackAlarms"]["actions"] == ["cloudwatch:DescribeAlarms"]
+    assert statements["RollbackAlarms"]["resources"] == "${var.rollback_alarm_arns}"
+    assert set(statements["ShiftLiveAliases"]["actions"]) == {
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:GetProvisionedConcurrencyConfig",
+    }
+    aliases = statements["ShiftLiveAliases"]["resources"]
+    assert "aws_lambda_function.function" in aliases and "aws_lambda_alias.live" in aliases
+    assert set(statements) == {"RollbackAlarms", "ShiftLiveAliases"}
+    assert not any('"*"' in json.dumps(s.get("resources")) for s in statements.values())
+    assert not _resources(MODULES / "lambda", "aws_iam_role_policy_attachment")  # no managed policy
 
 
 # -- checkov ----------------------------------------------------------------------------------------

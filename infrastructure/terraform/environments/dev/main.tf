@@ -44,23 +44,25 @@ module "s3" {
 }
 
 module "lambda" {
-  source               = "../../modules/lambda"
-  name_prefix          = local.name_prefix
-  region               = var.region
-  package_bucket       = var.package_bucket
-  package_key          = var.package_key
-  memory_mb            = var.lambda_memory_mb
-  reserved_concurrency = var.lambda_reserved_concurrency
-  stable_versions      = var.lambda_stable_versions
-  canary_weight        = var.canary_weight
-  log_retention_days   = var.log_retention_days
-  log_level            = var.log_level
-  metrics_namespace    = var.metrics_namespace
-  table_arns           = module.dynamodb.table_arns
-  events_stream_arn    = module.dynamodb.events_stream_arn
-  delivery_queue_arn   = module.sqs.delivery_queue_arn
-  archive_bucket_arn   = module.s3.bucket_arn
-  archive_url          = module.s3.archive_url
+  source                  = "../../modules/lambda"
+  name_prefix             = local.name_prefix
+  region                  = var.region
+  package_bucket          = var.package_bucket
+  package_key             = var.package_key
+  memory_mb               = var.lambda_memory_mb
+  reserved_concurrency    = var.lambda_reserved_concurrency
+  canary_percentage       = var.canary_percentage
+  canary_interval_minutes = var.canary_interval_minutes
+  rollback_alarm_names    = module.monitoring.rollback_alarm_names
+  rollback_alarm_arns     = module.monitoring.rollback_alarm_arns
+  log_retention_days      = var.log_retention_days
+  log_level               = var.log_level
+  metrics_namespace       = var.metrics_namespace
+  table_arns              = module.dynamodb.table_arns
+  events_stream_arn       = module.dynamodb.events_stream_arn
+  delivery_queue_arn      = module.sqs.delivery_queue_arn
+  archive_bucket_arn      = module.s3.bucket_arn
+  archive_url             = module.s3.archive_url
 }
 
 module "api_gateway" {
@@ -76,6 +78,11 @@ module "api_gateway" {
   throttle_burst_limit     = var.api_throttle_burst_limit
   monthly_quota            = var.api_monthly_quota
   log_retention_days       = var.log_retention_days
+
+  dashboard_domain_name          = var.dashboard_domain_name
+  dashboard_certificate_arn      = var.dashboard_certificate_arn
+  dashboard_throttle_rate_limit  = var.dashboard_throttle_rate_limit
+  dashboard_throttle_burst_limit = var.dashboard_throttle_burst_limit
 }
 
 module "monitoring" {

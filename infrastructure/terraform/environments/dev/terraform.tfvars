@@ -1,4 +1,5 @@
-# The dev environment. Names that must be globally unique (buckets) are examples: change them.
+# The dev environment. Names that must be globally unique (buckets, the dashboard's domain and
+# certificate) are examples: change them.
 environment           = "dev"
 region                = "us-east-1"
 deletion_protection   = false
@@ -22,15 +23,9 @@ lambda_reserved_concurrency = {
   archiver   = 2
 }
 
-# A canary (section 13.1): pin the serving versions here, publish the new code, then set
-# canary_weight to 0.05 (10 min), 0.25 (30 min), and finally clear the pins and the weight.
-lambda_stable_versions = {
-  api        = ""
-  authorizer = ""
-  worker     = ""
-  archiver   = ""
-}
-canary_weight = 0
+# Releases (CodeDeploy, docs/deploy-aws.md "Releases"): dev: half, then all, after a minute (releases are quick; the alarms still watch).
+canary_percentage       = 50
+canary_interval_minutes = 1
 
 log_retention_days = 14
 log_level          = "DEBUG"
@@ -42,3 +37,10 @@ api_monthly_quota        = 10000000
 
 alarm_critical_endpoints = []
 alarm_warning_emails     = []
+
+# The dashboard's own REST API, at the root of its own domain (a certificate in ACM for it, in
+# `region`, issued before apply; point the name at the dashboard_dns_target output afterwards).
+dashboard_domain_name          = "console.triggers-dev.example.com"
+dashboard_certificate_arn      = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+dashboard_throttle_rate_limit  = 10
+dashboard_throttle_burst_limit = 20

@@ -43,13 +43,13 @@ variable "lambda_reserved_concurrency" {
   type        = map(number)
 }
 
-variable "lambda_stable_versions" {
-  description = "Pinned version per function during a canary (\"\" = newest)"
-  type        = map(string)
+variable "canary_percentage" {
+  description = "Release canary: percent of traffic the new version gets first (section 13.1: 5)"
+  type        = number
 }
 
-variable "canary_weight" {
-  description = "Share of traffic to the newest version during a canary (0 = none)"
+variable "canary_interval_minutes" {
+  description = "Release canary: minutes at that share, watched by the rollback alarms (section 13.1: 10)"
   type        = number
 }
 
@@ -91,4 +91,24 @@ variable "alarm_critical_endpoints" {
 variable "alarm_warning_emails" {
   description = "Addresses notified by warning alarms"
   type        = list(string)
+}
+
+variable "dashboard_domain_name" {
+  description = "The dashboard's domain (served at its root: https://<name>/dashboard/)"
+  type        = string
+}
+
+variable "dashboard_certificate_arn" {
+  description = "ACM certificate for dashboard_domain_name, in var.region"
+  type        = string
+}
+
+variable "dashboard_throttle_rate_limit" {
+  description = "Dashboard stage: steady requests/s"
+  type        = number
+}
+
+variable "dashboard_throttle_burst_limit" {
+  description = "Dashboard stage: burst"
+  type        = number
 }

@@ -1,4 +1,5 @@
-# The staging environment. Names that must be globally unique (buckets) are examples: change them.
+# The staging environment. Names that must be globally unique (buckets, the dashboard's domain and
+# certificate) are examples: change them.
 environment           = "staging"
 region                = "us-east-1"
 deletion_protection   = true
@@ -22,15 +23,9 @@ lambda_reserved_concurrency = {
   archiver   = 5
 }
 
-# A canary (section 13.1): pin the serving versions here, publish the new code, then set
-# canary_weight to 0.05 (10 min), 0.25 (30 min), and finally clear the pins and the weight.
-lambda_stable_versions = {
-  api        = ""
-  authorizer = ""
-  worker     = ""
-  archiver   = ""
-}
-canary_weight = 0
+# Releases (CodeDeploy, docs/deploy-aws.md "Releases"): staging: 10 % for 5 minutes.
+canary_percentage       = 10
+canary_interval_minutes = 5
 
 log_retention_days = 30
 log_level          = "INFO"
@@ -42,3 +37,10 @@ api_monthly_quota        = 300000000
 
 alarm_critical_endpoints = []
 alarm_warning_emails     = []
+
+# The dashboard's own REST API, at the root of its own domain (a certificate in ACM for it, in
+# `region`, issued before apply; point the name at the dashboard_dns_target output afterwards).
+dashboard_domain_name          = "console.triggers-staging.example.com"
+dashboard_certificate_arn      = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+dashboard_throttle_rate_limit  = 50
+dashboard_throttle_burst_limit = 100

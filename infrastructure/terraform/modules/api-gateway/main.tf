@@ -1,6 +1,6 @@
-# API Gateway REST (section 1.4): every /v1 route goes to the API function through the REQUEST
-# authorizer (X-API-Key, decisions cached 5 minutes per key); the health check and the dashboard's
-# cookie login have no API key and skip it (the app authenticates them itself).
+# API Gateway REST (section 1.4): every route goes to the API function through the REQUEST
+# authorizer (X-API-Key, decisions cached 5 minutes per key), except the health check. The dashboard
+# (cookies, no X-API-Key) has a REST API of its own on its own domain: dashboard.tf.
 
 locals {
   error_body = "{\"error\":{\"code\":\"$${code}\",\"message\":\"$${message}\",\"details\":{},\"timestamp\":\"$context.requestTime\",\"request_id\":\"$context.requestId\"}}"
@@ -9,12 +9,6 @@ locals {
     ACCESS_DENIED = { code = "UNAUTHORIZED", message = "Missing or invalid credentials", status = "401" }
     THROTTLED     = { code = "RATE_LIMIT_EXCEEDED", message = "Rate limit exceeded", status = "429" }
     DEFAULT_5XX   = { code = "SERVICE_UNAVAILABLE", message = "The service is temporarily unavailable", status = "503" }
-  }
-  # Routes that carry no X-API-Key: authorization NONE, the API function checks them.
-  open_routes = {
-    health  = { parent = "v1", path = "health" }
-    auth    = { parent = "v1", path = "auth" }
-    console = { parent = "root", path = "dashboard" }
   }
 }
 
@@ -75,49 +69,58 @@ resource "aws_api_gateway_integration" "proxy" {
   timeout_milliseconds    = 29000
 }
 
-# -- routes without an API key ---------------------------------------------------------------------
+# -- GET /v1/health without a key (load balancers, uptime checks); the app answers it --------------
 resource "aws_api_gateway_resource" "v1" {
   rest_api_id = aws_api_gateway_rest_api.api.id
   parent_id   = aws_api_gateway_rest_api.api.root_resource_id
   path_part   = "v1"
 }
 
-resource "aws_api_gateway_resource" "open" {
-  for_each    = local.open_routes
+resource "aws_api_gateway_resource" "health" {
   rest_api_id = aws_api_gateway_rest_api.api.id
-  parent_id   = each.value.parent == "v1" ? aws_api_gateway_resource.v1.id : aws_api_gateway_rest_api.api.root_resource_id
-  path_part   = each.value.path
+  parent_id   = aws_api_gateway_resource.v1.id
+  path_part   = "health"
 }
 
-# /v1/auth/{proxy+} and /dashboard/{proxy+}: the session endpoints and the static app.
-resource "aws_api_gateway_resource" "open_proxy" {
-  for_each    = { for k, v in local.open_routes : k => v if k != "health" }
-  rest_api_id = aws_api_gateway_rest_api.api.id
-  parent_id   = aws_api_gateway_resource.open[each.key].id
-  path_part   = "{proxy+}"
-}
-
-locals {
-  open_resource_ids = merge(
-    { for k, r in aws_api_gateway_resource.open : k => r.id },
-    { for k, r in aws_api_gateway_resource.open_proxy : "${k}-proxy" => r.id },
-  )
-}
-
-resource "aws_api_gateway_method" "open" {
-  for_each             = local.open_resource_ids
+resource "aws_api_gateway_method" "health" {
   rest_api_id          = aws_api_gateway_rest_api.api.id
-  resource_id          = each.value
-  http_method          = each.key == "health" ? "GET" : "ANY"
+  resource_id          = aws_api_gateway_resource.health.id
+  http_method          = "GET"
   authorization        = "NONE"
   request_validator_id = aws_api_gateway_request_validator.parameters.id
 }
 
-resource "aws_api_gateway_integration" "open" {
-  for_each                = local.open_resource_ids
+resource "aws_api_gateway_integration" "health" {
   rest_api_id             = aws_api_gateway_rest_api.api.id
-  resource_id             = each.value
-  http_method             = aws_api_gateway_method.open[each.key].http_method
+  resource_id             = aws_api_gateway_resource.health.id
+  http_method             = aws_api_gateway_method.health.http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = var.api_invoke_arn
+  timeout_milliseconds    = 29000
+}
+
+# /v1/{proxy+}: the same authorized route under the static /v1 resource the health check needs, so
+# no /v1 path depends on REST routing falling back from a static resource to the root's {proxy+}.
+resource "aws_api_gateway_resource" "v1_proxy" {
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  parent_id   = aws_api_gateway_resource.v1.id
+  path_part   = "{proxy+}"
+}
+
+resource "aws_api_gateway_method" "v1_proxy" {
+  rest_api_id          = aws_api_gateway_rest_api.api.id
+  resource_id          = aws_api_gateway_resource.v1_proxy.id
+  http_method          = "ANY"
+  authorization        = "CUSTOM"
+  authorizer_id        = aws_api_gateway_authorizer.api_key.id
+  request_validator_id = aws_api_gateway_request_validator.parameters.id
+}
+
+resource "aws_api_gateway_integration" "v1_proxy" {
+  rest_api_id             = aws_api_gateway_rest_api.api.id
+  resource_id             = aws_api_gateway_resource.v1_proxy.id
+  http_method             = aws_api_gateway_method.v1_proxy.http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = var.api_invoke_arn
@@ -146,8 +149,10 @@ resource "aws_api_gateway_deployment" "api" {
       aws_api_gateway_method.proxy.id,
       aws_api_gateway_integration.proxy.id,
       aws_api_gateway_authorizer.api_key.id,
-      [for k, m in aws_api_gateway_method.open : m.id],
-      [for k, i in aws_api_gateway_integration.open : i.id],
+      aws_api_gateway_method.health.id,
+      aws_api_gateway_integration.health.id,
+      aws_api_gateway_method.v1_proxy.id,
+      aws_api_gateway_integration.v1_proxy.id,
       [for k, r in aws_api_gateway_gateway_response.errors : r.id],
     ]))
   }
@@ -199,9 +204,14 @@ resource "aws_api_gateway_method_settings" "all" {
   }
 }
 
+# The stage-wide guard is the method settings' throttling above: it applies to every request. A
+# usage plan meters API Gateway API keys only, and none is attached (api_key_source stays HEADER,
+# no method requires one), so this plan limits nobody today; per-key limits are the app's DynamoDB
+# counters (section 14.1). docs/deploy-aws.md, "Per-key limits", says why and what attaching keys
+# would take.
 resource "aws_api_gateway_usage_plan" "default" {
   name        = "${var.name_prefix}-default"
-  description = "Stage-wide ceiling; per-key limits are enforced by the API with DynamoDB counters"
+  description = "No API keys attached: meters nobody. Stage throttling is the guard; per-key limits are DynamoDB counters"
 
   api_stages {
     api_id = aws_api_gateway_rest_api.api.id

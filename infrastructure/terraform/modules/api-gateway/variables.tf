@@ -40,7 +40,7 @@ variable "authorizer_cache_seconds" {
 }
 
 variable "throttle_rate_limit" {
-  description = "Steady requests/s for the stage and the usage plan (the account-level guard; per-key limits are in DynamoDB)"
+  description = "Steady requests/s for the stage (method settings: the stage-wide guard) and the usage plan; per-key limits are DynamoDB counters"
   type        = number
 }
 
@@ -58,4 +58,24 @@ variable "log_retention_days" {
   description = "Retention of the access log group"
   type        = number
   default     = 30
+}
+
+variable "dashboard_domain_name" {
+  description = "The dashboard's own domain (e.g. console.example.com): the app is served at its root, /dashboard/"
+  type        = string
+}
+
+variable "dashboard_certificate_arn" {
+  description = "ACM certificate for dashboard_domain_name, in the API's region"
+  type        = string
+}
+
+variable "dashboard_throttle_rate_limit" {
+  description = "Steady requests/s for the dashboard's stage (a console: far below the API's)"
+  type        = number
+}
+
+variable "dashboard_throttle_burst_limit" {
+  description = "Burst for the dashboard's stage"
+  type        = number
 }

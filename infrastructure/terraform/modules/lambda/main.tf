@@ -1,6 +1,7 @@
 # The four Lambda entry points of issue 9, one deployment zip, one least-privilege role each, X-Ray
 # active, and a `live` alias per function that API Gateway, SQS, the stream and the schedule
-# invoke: the canary of section 13.1 moves that alias's weights, never the callers.
+# invoke. Terraform publishes versions; CodeDeploy (deploy.tf) moves `live` to a new one, a canary
+# first (section 13.1), and moves it back when an alarm fires. The callers never change.
 
 locals {
   functions = {
@@ -36,6 +37,21 @@ locals {
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
   }
   archive_objects = "${var.archive_bucket_arn}/*" # the bucket holds the archive only
+}
+
+# The HMAC key of the dashboard's session cookies (TRIGGERS_SESSION_SECRET). Every API container
+# must hold the same one, or a cookie signed by one is refused by the next; unset, each container
+# would try to write its own beside the archive directory (read-only under /var/task). Two UUIDs
+# (crypto/rand: 244 random bits) drawn once at the first apply and kept in the (encrypted, remote)
+# state: ignore_changes stops the next plan from drawing again. Built in, no provider beyond aws.
+# `terraform apply -replace=module.lambda.terraform_data.session_secret` draws a new one, which logs
+# every dashboard user out and changes nothing else.
+resource "terraform_data" "session_secret" {
+  input = sensitive("${replace(uuid(), "-", "")}${replace(uuid(), "-", "")}")
+
+  lifecycle {
+    ignore_changes = [input]
+  }
 }
 
 # -- roles ---------------------------------------------------------------------------------------
@@ -222,7 +238,11 @@ resource "aws_lambda_function" "function" {
   publish                        = true
 
   environment {
-    variables = merge(local.environment, { POWERTOOLS_SERVICE_NAME = "triggers-api-${each.key}" })
+    variables = merge(
+      local.environment,
+      { POWERTOOLS_SERVICE_NAME = "triggers-api-${each.key}" },
+      each.key == "api" ? tomap({ TRIGGERS_SESSION_SECRET = terraform_data.session_secret.output }) : tomap({}),
+    )
   }
 
   tracing_config {
@@ -237,22 +257,17 @@ resource "aws_lambda_function" "function" {
   depends_on = [aws_iam_role_policy.common]
 }
 
-# `live`: what every caller invokes. With stable_versions[fn] set and canary_weight > 0 it serves
-# the pinned version and sends canary_weight of the traffic to the newest published one.
+# `live`: what every caller invokes. Created on the first published version; from then on
+# CodeDeploy owns where it points (a release shifts it to the version Terraform just published, a
+# rollback shifts it back), so Terraform ignores its version and weights instead of undoing them.
 resource "aws_lambda_alias" "live" {
   for_each         = local.functions
   name             = "live"
   function_name    = aws_lambda_function.function[each.key].function_name
-  function_version = var.stable_versions[each.key] != "" ? var.stable_versions[each.key] : aws_lambda_function.function[each.key].version
+  function_version = aws_lambda_function.function[each.key].version
 
-  dynamic "routing_config" {
-    for_each = var.stable_versions[each.key] != "" && var.canary_weight > 0 ? [1] : []
-
-    content {
-      additional_version_weights = {
-        (aws_lambda_function.function[each.key].version) = var.canary_weight
-      }
-    }
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
   }
 }
 

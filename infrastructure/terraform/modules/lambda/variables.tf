@@ -46,26 +46,31 @@ variable "reserved_concurrency" {
   }
 }
 
-variable "stable_versions" {
-  description = "Version the `live` alias serves per function; \"\" = the newest published (no canary)"
-  type        = map(string)
-  default = {
-    api        = ""
-    authorizer = ""
-    worker     = ""
-    archiver   = ""
+variable "canary_percentage" {
+  description = "Share of `live` traffic (percent) the new version gets first during a release (section 13.1: 5)"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.canary_percentage >= 1 && var.canary_percentage <= 99
+    error_message = "canary_percentage is a whole percentage in [1, 99]."
   }
 }
 
-variable "canary_weight" {
-  description = "Share of `live` traffic sent to the newest version while stable_versions pins the old one (section 13.1: 0.05, then 0.25, then promote)"
+variable "canary_interval_minutes" {
+  description = "Minutes the canary serves that share, watched by the rollback alarms, before all traffic moves (section 13.1: 10)"
   type        = number
-  default     = 0
+  default     = 10
+}
 
-  validation {
-    condition     = var.canary_weight >= 0 && var.canary_weight < 1
-    error_message = "canary_weight is a fraction in [0, 1)."
-  }
+variable "rollback_alarm_names" {
+  description = "Per function (api, authorizer, worker, archiver): the alarms (module monitoring) that roll its release back"
+  type        = map(list(string))
+}
+
+variable "rollback_alarm_arns" {
+  description = "ARNs of every rollback alarm (CodeDeploy's role may describe these and no others)"
+  type        = list(string)
 }
 
 variable "log_retention_days" {
