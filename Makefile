@@ -37,6 +37,9 @@ lint: venv
 test: lint dashboard-test $(TYPES_NODE) test-tools checkov terraform-check
 	@git status --porcelain --untracked-files=all > $(VENV)/.status-before 2>/dev/null || rm -f $(VENV)/.status-before
 	$(BIN)/pytest -q
+	@# The HTTP and delivery suites again on DynamoDB + SQS (moto's server, started by the tests;
+	@# ~15 min): the storage contract suites already ran on all three backends above.
+	TRIGGERS_TEST_BACKEND=dynamodb $(BIN)/pytest -q -p no:cacheprovider tests/integration tests/delivery
 	@if [ -f $(VENV)/.status-before ]; then \
 	  git status --porcelain --untracked-files=all | diff $(VENV)/.status-before - >/dev/null || { \
 	    echo "make test changed the working tree (git status before -> after):"; \
@@ -85,14 +88,17 @@ $(CHECKOV):
 
 checkov: $(CHECKOV)
 
-# `terraform fmt -check` whenever a terraform binary is installed; `validate` too when `init` can
-# download the AWS provider (it needs the registry, which this machine cannot reach). The offline
-# checks (parse, inputs, references, schema.py, checkov) run in pytest either way.
+# `terraform fmt -check` whenever a terraform binary is installed; `validate` too when `init` finds
+# the AWS provider: in TF_PLUGIN_DIR (a local provider mirror, /opt/tf-plugins on this machine) or
+# from the registry. The offline checks (parse, inputs, references, schema.py, checkov) run in
+# pytest either way.
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+TF_INIT_FLAGS = -backend=false -input=false $(if $(wildcard $(TF_PLUGIN_DIR)),-plugin-dir=$(TF_PLUGIN_DIR))
 terraform-check:
 	@if command -v terraform >/dev/null 2>&1; then \
 	  terraform fmt -check -recursive infrastructure/terraform || exit 1; \
 	  for env in infrastructure/terraform/environments/*/; do \
-	    if (cd $$env && terraform init -backend=false -input=false >/dev/null 2>&1); then \
+	    if (cd $$env && terraform init $(TF_INIT_FLAGS) >/dev/null 2>&1); then \
 	      (cd $$env && terraform validate -no-color) || exit 1; \
 	    else echo "terraform validate not run in $$env: the AWS provider could not be downloaded"; fi; \
 	  done; \

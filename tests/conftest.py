@@ -219,7 +219,20 @@ def start_server(
         process.kill()
         raise RuntimeError("server did not come up")
     match = re.search(r"tk_[A-Za-z0-9_\-]{43}", log_path.read_text())
-    return LiveServer(url, match.group(0) if match else "", process, log_path, env, port)
+    server = LiveServer(url, match.group(0) if match else "", process, log_path, env, port)
+    _started.append(server)
+    return server
+
+
+#: Servers started by the running test: stopped after it, even when it failed before its own stop.
+_started: list[LiveServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_servers() -> Iterator[None]:
+    yield
+    while _started:
+        _started.pop().stop()
 
 
 @pytest.fixture
