@@ -224,14 +224,18 @@ def start_server(
     return server
 
 
-#: Servers started by the running test: stopped after it, even when it failed before its own stop.
+#: Every server ``start_server`` started in this run, in order.
 _started: list[LiveServer] = []
 
 
 @pytest.fixture(autouse=True)
 def _stop_leftover_servers() -> Iterator[None]:
+    """Stop the servers a test (or its function-scoped fixtures) started, even when it failed
+    before its own stop. Servers of wider-scoped fixtures start before this runs and are left
+    to their fixture."""
+    before = len(_started)
     yield
-    while _started:
+    while len(_started) > before:
         _started.pop().stop()
 
 
