@@ -94,7 +94,7 @@ async def test_a_due_event_older_than_the_threshold_makes_health_degraded(tmp_pa
                 await _sleep(0.02)
     assert body["status"] == "degraded", body
     queue = body["checks"]["delivery_queue"]  # type: ignore[index]
-    assert queue["oldest_due_age_seconds"] > 0.2
+    assert queue["oldest_due_age_seconds"] >= 0.2  # past the threshold, reported to the ms
     assert any("delivery queue" in r for r in body["reasons"])  # type: ignore[attr-defined]
 
 

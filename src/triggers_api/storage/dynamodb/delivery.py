@@ -343,12 +343,16 @@ class DeliveryPart(DynamoCore):
         await asyncio.gather(*(self._cancel_event(e) for e in event_ids))
 
     async def _cancel_event(self, event_id: str) -> None:
+        cancelled = False
         for d in (await self._dests(event_id)).values():
             if d["status"] == DeliveryStatus.PENDING:
                 await self._cancel_dest(d, derive=False)
+                cancelled = True
             elif d["status"] == DeliveryStatus.FAILED and "due_shard" in d:
                 d["acknowledged"] = True
                 await self._put_dest(d)
+        if cancelled:  # the status follows the deliveries, as on SQLite and PostgreSQL: once
+            await self._rederive(event_id)
 
     async def _cancel_dest(self, d: Item, *, derive: bool) -> None:
         for _ in range(RACE_RETRIES):
