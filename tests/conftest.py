@@ -83,11 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """On TRIGGERS_TEST_BACKEND=postgres/dynamodb, deselect (not skip) tests that open the SQLite file."""
     if TEST_BACKEND == "sqlite":
         return
-    dropped = [
-        i
-        for i in items
-        if _opens_sqlite_file(i) or (TEST_BACKEND == "dynamodb" and i.get_closest_marker("not_on_emulator"))
-    ]
+    dropped = [i for i in items if _opens_sqlite_file(i)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]

@@ -6,6 +6,7 @@ loopback receiver."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from triggers_api.aws import lambda_worker
 from triggers_api.aws.lambda_worker import WorkerContainer
 from triggers_api.config import Settings
 from triggers_api.delivery.fanout import FanoutWorker
-from triggers_api.delivery.queue_consumer import QueueConsumer
+from triggers_api.delivery.queue_consumer import FIRST_PUSH_S, Fate, Pacer, QueueConsumer
 from triggers_api.storage.base import WORKFLOW_DESTINATION, AuditQuery, EventStatus, ReplaySelector, now_us
 from triggers_api.storage.dynamodb import DynamoDBStorage
 from triggers_api.storage.dynamodb.queue import QueuedDelivery
@@ -570,3 +571,24 @@ async def test_a_batch_emits_its_delivery_counts_as_emf_under_the_terraforms_nam
     finally:
         lambda_worker.set_container(None)
     assert emf.total(emf.emitted(capsys.readouterr().out), "DeliveriesSwept", **worker) == swept["swept"]
+
+
+async def test_the_pacer_parks_a_destinations_surplus_for_its_own_pace_not_the_timeout(
+    box: WorkerContainer,
+) -> None:
+    """A surplus message (its destination already holds CLAIM_AHEAD x limit) goes back to the
+    queue for the pushes ahead of it at that destination's measured pace. It used to be the push
+    timeout, so a healthy subscription's surplus waited as long as a hanging one's."""
+    pacer = Pacer(box.consumer)
+    timeout = box.consumer.settings.delivery_timeout
+    assert pacer.hand_back_s("healthy", held=8, limit=2) == math.ceil(4 * FIRST_PUSH_S)  # not measured yet
+    pacer.measured("healthy", Fate(True, "delivered"), 0.2)
+    assert pacer.hand_back_s("healthy", held=8, limit=2) == 1  # 4 pushes ahead x 0.2 s, at least 1 s
+    pacer.measured("healthy", Fate(True, "done"), 50.0)  # nothing was pushed: not a pace
+    pacer.measured("healthy", Fate(False, "not_due", 30), 50.0)
+    assert pacer.hand_back_s("healthy", held=8, limit=2) == 1
+    pacer.measured("hanging", Fate(False, "retry", 300), timeout + 0.5)
+    assert pacer.hand_back_s("hanging", held=8, limit=2) == math.ceil(4 * timeout)  # bounded by the timeout
+    for _ in range(20):  # a moving average: it follows a destination that recovers
+        pacer.measured("hanging", Fate(True, "delivered"), 0.1)
+    assert pacer.hand_back_s("hanging", held=8, limit=2) == 1

@@ -79,17 +79,21 @@ async def test_each_event_reaches_every_matching_destination_once_signed_with_it
         assert sum(len(r.requests) for r in receivers) == 4  # no duplicates
 
 
-@pytest.mark.not_on_emulator(
-    "a timing comparison: on moto the healthy pushes' time grew with the slow one's timeout "
-    "(15.9 s at 3 s, 29.5 s at 6 s), not yet explained (docs/deploy-aws.md, Status)"
-)
 async def test_a_failing_destination_does_not_slow_the_others(
     tmp_path: Path, receiver: Receiver, receivers: list[Receiver]
 ) -> None:
-    slow = Receiver(always(Hang(30)))  # every push to it runs into the 1 s timeout
+    slow = Receiver(always(Hang(60)))  # every push to it runs into the 10 s timeout
     await slow.start()
     try:
-        async with pushing_app(tmp_path, receiver, destination_concurrency=2, **LOOPBACK) as p:
+        async with pushing_app(
+            tmp_path,
+            receiver,
+            destination_concurrency=2,
+            delivery_timeout=10.0,
+            lease_seconds=11.0,
+            retry_schedule="60,60,60",  # its deliveries stay pending through the test
+            **LOOPBACK,
+        ) as p:
             await manager(p)
             await subscribe(p, slow)
             for r in receivers[:2]:
@@ -98,15 +102,18 @@ async def test_a_failing_destination_does_not_slow_the_others(
             started = time.monotonic()
             ids = [await p.ingest("order.created", {"n": i}) for i in range(count)]
             for r in receivers[:2]:
-                await r.wait_for(lambda r: set(r.delivered_ids()) >= set(ids), timeout=60)
+                await r.wait_for(lambda r: set(r.delivered_ids()) >= set(ids), timeout=90)
             healthy_done = max(t for r in receivers[:2] for _, _, t in r.answered) - started
-            # The slow target holds each push for the whole timeout, 2 at a time: serving the
-            # 20 events even once takes it at least 20 / 2 x 1 s. The healthy ones finished
-            # in a fraction of that (measured, not assumed).
-            slow_floor = count / 2 * p.settings.delivery_timeout
-            print(f"healthy: {healthy_done:.2f}s; the failing one needs >= {slow_floor:.0f}s")  # noqa: T201
-            assert healthy_done < slow_floor / 2
-            assert len(slow.requests) < count  # it was still working through its first round
+            # Counted, not timed: the slow target takes 2 pushes per 10 s timeout, so how many it
+            # had been offered says how many of its timeouts the healthy ones took. It would need
+            # 10 rounds to be offered every event; the healthy ones finished within its first 2
+            # (4 offers), on the emulator too (~10 s at its pace there, 0.1 s on SQLite). Waiting
+            # behind it (the SQS consumer once held whole batches) or being parked for its timeout
+            # (the consumer's Pacer once parked every destination's surplus for 4 timeouts)
+            # shows up as more offers.
+            offered = len(slow.requests)
+            print(f"healthy done after {healthy_done:.2f}s; the failing one was offered {offered}/{count}")  # noqa: T201
+            assert offered <= 2 * 2
             first = await p.status(ids[0])
             states = {d["destination"]: d["status"] for d in first["deliveries"]}
             assert sorted(states.values()).count("delivered") == 3  # workflow + two healthy

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ log = structlog.get_logger(__name__)
 
 MAX_VISIBILITY_S = 43_200  # SQS's limit for ChangeMessageVisibility (12 h)
 NO_WORKFLOW_HANDBACK_S = 30  # a workflow message received where no workflow URL is configured
+FIRST_PUSH_S = 1.0  # the Pacer's guess at a push's time before it has measured one
+PACE_WEIGHT = 0.3  # weight of the newest push time in the Pacer's moving average
+PUSHED = frozenset({"retry", *(o.value for o in AttemptOutcome)})  # fates where a push happened
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +197,12 @@ class Pacer:
     pushes at once, each destination at most its own limit, and a destination's messages held
     here (waiting for its slots) at most ``CLAIM_AHEAD`` x its limit; beyond that a message goes
     back to the queue for about as long as the ones ahead of it take. A slow destination thus
-    fills only its own slots, never the process's (no head-of-line blocking across a batch)."""
+    fills only its own slots, never the process's (no head-of-line blocking across a batch).
+
+    "As long as the ones ahead take" is that destination's own measured push time (a moving
+    average), not the push timeout: a timeout-bound estimate parked a healthy destination's
+    surplus for the slow one's timeout x 4 (the fan-out fairness test caught it on the
+    emulator)."""
 
     def __init__(self, consumer: QueueConsumer) -> None:
         self.consumer = consumer
@@ -202,6 +211,19 @@ class Pacer:
         self.pushes = asyncio.Semaphore(self.capacity)
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.held: dict[str, int] = {}
+        self.push_s: dict[str, float] = {}  # per destination: moving average of a push's time
+
+    def hand_back_s(self, destination: str, held: int, limit: int) -> int:
+        """How long a surplus message stays in the queue: the pushes ahead of it, at this
+        destination's measured pace (a first guess of ``FIRST_PUSH_S`` before any is measured)."""
+        each = min(self.push_s.get(destination, FIRST_PUSH_S), self.consumer.settings.delivery_timeout)
+        return max(1, min(MAX_VISIBILITY_S, math.ceil(held / limit * each)))
+
+    def measured(self, destination: str, fate: Fate, took_s: float) -> None:
+        if fate.reason not in PUSHED:  # no push happened (done, not due, circuit open, ...)
+            return
+        before = self.push_s.get(destination)
+        self.push_s[destination] = took_s if before is None else before + PACE_WEIGHT * (took_s - before)
 
     def limit(self, destination: str) -> int:
         dest = self.consumer.worker.destinations.get(destination)
@@ -225,13 +247,15 @@ class Pacer:
         limit = self.limit(destination)
         held = self.held.get(destination, 0)
         if held >= limit * CLAIM_AHEAD:
-            wait = held / limit * self.consumer.settings.delivery_timeout
-            return Fate(False, "busy", max(1, min(MAX_VISIBILITY_S, math.ceil(wait))))
+            return Fate(False, "busy", self.hand_back_s(destination, held, limit))
         slots = self._slots.setdefault(destination, asyncio.Semaphore(limit))
         self.held[destination] = held + 1
         try:
             async with slots, self.pushes:
-                return await self.consumer.handle(message)
+                started = time.monotonic()
+                fate = await self.consumer.handle(message)
+                self.measured(destination, fate, time.monotonic() - started)
+                return fate
         finally:
             self.held[destination] -= 1
 
