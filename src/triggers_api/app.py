@@ -30,6 +30,7 @@ from triggers_api.audit.router import router as audit_router
 from triggers_api.auth import ALL_SCOPES, KeyResolver, RateLimiter
 from triggers_api.config import Settings
 from triggers_api.dashboard import install as install_dashboard
+from triggers_api.dashboard.tokens import load_secret
 from triggers_api.delivery import install as install_delivery
 from triggers_api.edge import Edge, FastHandler, TrustedProxies, fast_prefix_handler, request_id_of
 from triggers_api.errors import (
@@ -48,6 +49,7 @@ from triggers_api.events.router import router as events_router
 from triggers_api.events.schemas import BatchInput, EventInput
 from triggers_api.events.service import Ingestor, parse_json_body
 from triggers_api.health import router as health_router
+from triggers_api.inbox.cursors import CursorCodec
 from triggers_api.inbox.fastpath import ACK_PREFIX, make_ack_handler
 from triggers_api.inbox.router import router as inbox_router
 from triggers_api.inbox.stream import install as install_stream
@@ -132,6 +134,7 @@ def build_services(settings: Settings) -> Services:
             max_batch=settings.max_batch_events,
             schema_cache_ttl=settings.schema_cache_ttl,
         ),
+        cursors=CursorCodec(lambda: load_secret(settings)),
     )
     if limiter.shared:  # /v1/health reports the shared rate-limit store (Redis or DynamoDB)
         name = "redis" if settings.redis_url else "rate_limits"

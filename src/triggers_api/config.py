@@ -94,7 +94,10 @@ class Settings(BaseSettings):
     )
     session_secret: SecretStr | None = Field(
         None,
-        description="HMAC key signing session cookies; unset: generated once, kept in session_secret_file",
+        description=(
+            "HMAC key signing session cookies and pagination cursors; unset: generated once, kept in "
+            "session_secret_file"
+        ),
     )
     session_secret_file: Path | None = Field(
         None, description="Where a generated session secret is kept (default: beside archive_dir)"

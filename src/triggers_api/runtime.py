@@ -13,6 +13,7 @@ from triggers_api.config import Settings
 from triggers_api.edge import request_state
 from triggers_api.errors import RateLimitExceeded
 from triggers_api.events.service import Ingestor
+from triggers_api.inbox.cursors import CursorCodec
 from triggers_api.storage.base import Storage
 
 
@@ -23,6 +24,7 @@ class Services:
     keys: KeyResolver
     limiter: RateLimiter
     ingestor: Ingestor
+    cursors: CursorCodec
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -115,6 +115,55 @@ async def test_tampered_cursor_is_400_not_500(client: httpx.AsyncClient, auth: d
     assert (await client.get("/v1/inbox", params={"offset": events_cursor}, headers=auth)).status_code == 400
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(cursor: str) -> bytes:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+
+
+async def test_a_well_formed_but_modified_cursor_is_400(
+    app: FastAPI, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """Cursors are signed: moving the position in a cursor, even to a well-formed one, or using
+    another user's cursor is refused, not a listing that starts somewhere else."""
+    await ingest(client, auth, 4)
+    first = (await client.get("/v1/inbox?limit=1", headers=auth)).json()
+    cursor = first["pagination"]["offset"]
+    raw = _unb64(cursor)
+    tag, position = raw[:16], raw[16:]
+    kind, ts, event_id = position.decode().split(":")
+    assert (kind, event_id) == ("i2", first["events"][0]["event_id"])  # the position, readable
+    for moved in (
+        f"{kind}:{int(ts) - 1}:{event_id}",  # one microsecond earlier: would repeat the event
+        f"{kind}:{ts}:{uuid.UUID(int=0)}",
+        f"e2:{ts}:{event_id}",  # relabelled as an events-listing cursor
+    ):
+        forged = _b64(tag + moved.encode())
+        response = await client.get("/v1/inbox", params={"offset": forged}, headers=auth)
+        assert_error(response, 400, "VALIDATION_ERROR")
+        assert response.json()["error"]["details"] == {"offset": "not a cursor issued by this listing"}
+    untagged = _b64(position)  # the unsigned format of earlier versions
+    assert (await client.get("/v1/inbox", params={"offset": untagged}, headers=auth)).status_code == 400
+    # the genuine cursor still works, and pages on without repeating the first event
+    second = (await client.get("/v1/inbox", params={"offset": cursor, "limit": 1}, headers=auth)).json()
+    assert second["events"][0]["event_id"] != first["events"][0]["event_id"]
+
+    other = {"X-API-Key": await new_key(app, user_id="mallory")}
+    await ingest(client, other, 2)
+    theirs = (await client.get("/v1/inbox?limit=1", headers=other)).json()["pagination"]["offset"]
+    assert (await client.get("/v1/inbox", params={"offset": theirs}, headers=auth)).status_code == 400
+    assert (await client.get("/v1/inbox", params={"offset": cursor}, headers=other)).status_code == 400
+    audit = (await client.get("/v1/audit-logs?limit=1", headers=auth)).json()["pagination"]["offset"]
+    assert audit is not None
+    assert (await client.get("/v1/audit-logs", params={"offset": audit}, headers=other)).status_code == 400
+    audit_raw = _unb64(audit)
+    moved_audit = _b64(audit_raw[:16] + audit_raw[16:].replace(b"a2:", b"a2:1", 1))
+    response = await client.get("/v1/audit-logs", params={"offset": moved_audit}, headers=auth)
+    assert response.status_code == 400
+
+
 async def test_paging_under_concurrent_inserts_and_acks_never_repeats_or_skips(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from triggers_api.events.service import parse_uuid, us_to_iso
-from triggers_api.inbox.service import decode_cursor, encode_cursor
 from triggers_api.openapi import AUTHED, errors
 from triggers_api.runtime import KeysManager, ServicesDep
 from triggers_api.storage.base import AuditQuery, AuditRecord
@@ -65,13 +64,14 @@ async def list_audit_logs(
         user_id=principal.user_id,
         event_id=parse_uuid(event_id) if event_id is not None else None,
         action=action,
-        before=decode_cursor("a", offset),
+        before=services.cursors.decode("a", principal.user_id, offset),
         limit=limit + 1,
     )
     rows = await services.storage.list_audit(query)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode_cursor("a", rows[-1].ts_us, rows[-1].log_id) if has_more and rows else None
+    last = rows[-1] if has_more and rows else None
+    cursor = services.cursors.encode("a", principal.user_id, last.ts_us, last.log_id) if last else None
     body = {
         "audit_logs": [audit_json(r) for r in rows],
         "pagination": {"limit": limit, "offset": cursor, "has_more": cursor is not None},

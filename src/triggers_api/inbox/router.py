@@ -84,11 +84,11 @@ async def list_inbox(
         event_type=event_type,
         from_us=service.parse_timestamp(from_timestamp, "from_timestamp"),
         to_us=service.parse_timestamp(to_timestamp, "to_timestamp"),
-        after=service.decode_cursor("i", offset),
+        after=services.cursors.decode("i", principal.user_id, offset),
         limit=limit,
     )
     if wait <= 0:  # the usual read: encoded by the database, no Python object per event
-        body = await service.page_json(services.storage, query, "i")
+        body = await service.page_json(services.storage, query, "i", services.cursors)
         if body is not None:
             return Response(body, media_type="application/json")
     rows, cursor = await page_or_wait(services, query, "i", wait)
@@ -118,14 +118,14 @@ async def list_events(
         event_type=event_type,
         from_us=service.parse_timestamp(from_timestamp, "from_timestamp"),
         to_us=service.parse_timestamp(to_timestamp, "to_timestamp"),
-        after=service.decode_cursor("e", offset),
+        after=services.cursors.decode("e", principal.user_id, offset),
         limit=limit,
         newest_first=True,
     )
-    encoded = await service.page_json(services.storage, query, "e", with_ack=True)
+    encoded = await service.page_json(services.storage, query, "e", services.cursors, with_ack=True)
     if encoded is not None:
         return Response(encoded, media_type="application/json")
-    rows, cursor = await service.page(services.storage, query, "e")
+    rows, cursor = await service.page(services.storage, query, "e", services.cursors)
     body = _page_body([render_event(r, with_ack=True) for r in rows], limit, cursor)
     return Response(body, media_type="application/json")
 

@@ -7,9 +7,6 @@ that was present throughout appear twice or be skipped.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -17,6 +14,7 @@ import orjson
 
 from triggers_api.errors import ValidationFailed
 from triggers_api.events.service import new_log_id, parse_uuid
+from triggers_api.inbox.cursors import CursorCodec
 from triggers_api.storage.base import (
     AckResult,
     AuditRecord,
@@ -25,35 +23,6 @@ from triggers_api.storage.base import (
     Storage,
     now_us,
 )
-
-_CURSOR = re.compile(r"^(?P<kind>[a-z])1:(?P<ts>\d{1,19}):(?P<id>[0-9a-f-]{36})$")
-
-
-def encode_cursor(kind: str, ts_us: int, row_id: str) -> str:
-    raw = f"{kind}1:{ts_us}:{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(kind: str, cursor: str | None, field: str = "offset") -> tuple[int, str] | None:
-    """Parse a cursor this listing issued; anything else (tampered, foreign) is a 400."""
-    if cursor is None or cursor == "":
-        return None
-    bad = ValidationFailed(
-        "Invalid pagination cursor", details={field: "not a cursor issued by this listing"}
-    )
-    if len(cursor) > 200:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise bad from None
-    match = _CURSOR.match(raw)
-    if match is None or match["kind"] != kind:
-        raise bad
-    ts = int(match["ts"])
-    if ts >= 2**63:  # larger than any stored time, and than a 64-bit database integer
-        raise bad
-    return ts, match["id"]
 
 
 def parse_timestamp(value: str | None, field: str) -> int | None:
@@ -81,7 +50,9 @@ def parse_timestamp(value: str | None, field: str) -> int | None:
 _ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
 
 
-async def page(storage: Storage, query: EventQuery, kind: str) -> tuple[list[EventRecord], str | None]:
+async def page(
+    storage: Storage, query: EventQuery, kind: str, cursors: CursorCodec
+) -> tuple[list[EventRecord], str | None]:
     """One page plus the cursor of the next (None when this was the last)."""
     probe = EventQuery(
         user_id=query.user_id,
@@ -96,19 +67,21 @@ async def page(storage: Storage, query: EventQuery, kind: str) -> tuple[list[Eve
     rows = await storage.list_events(probe)
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
-    cursor = encode_cursor(kind, rows[-1].ts_us, rows[-1].event_id) if has_more and rows else None
+    last = rows[-1] if has_more and rows else None
+    cursor = cursors.encode(kind, query.user_id, last.ts_us, last.event_id) if last else None
     return rows, cursor
 
 
 async def page_json(
-    storage: Storage, query: EventQuery, kind: str, *, with_ack: bool = False
+    storage: Storage, query: EventQuery, kind: str, cursors: CursorCodec, *, with_ack: bool = False
 ) -> bytes | None:
     """The whole response body of one page, the events encoded by the database (no Python
     object per row); None when the storage cannot encode it (then :func:`page` and render)."""
     encoded = await storage.list_events_json(query, with_ack=with_ack)
     if encoded is None:
         return None
-    cursor = encode_cursor(kind, *encoded.last) if encoded.has_more and encoded.last else None
+    last = encoded.last if encoded.has_more else None
+    cursor = cursors.encode(kind, query.user_id, *last) if last else None
     return (
         b'{"events":'
         + encoded.events

@@ -136,13 +136,13 @@ async def page_or_wait(
     hub = hub_of(services)
     wait = min(wait, services.settings.inbox_max_wait)
     if wait <= 0 or hub is None:
-        return await service.page(services.storage, query, kind)
+        return await service.page(services.storage, query, kind, services.cursors)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     with hub.subscribe(query.user_id) as signal:
         while True:
             signal.clear()
-            rows, cursor = await service.page(services.storage, query, kind)
+            rows, cursor = await service.page(services.storage, query, kind, services.cursors)
             remaining = deadline - loop.time()
             if rows or remaining <= 0 or hub.closing.is_set():
                 return rows, cursor
