@@ -1,4 +1,4 @@
-"""``triggers-api``: serve, worker, keys, migrate, backup. Settings come from ``TRIGGERS_*`` environment variables."""
+"""``triggers-api``: serve, worker, keys, migrate, backup, shards. Settings come from ``TRIGGERS_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -150,6 +150,77 @@ def backup(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"backed up {result.events} events ({result.bytes} bytes) to {result.path}")
+
+
+@cli.command()
+def shards(
+    user_id: Annotated[str, typer.Option("--user-id", help="The user whose events are spread")],
+    events_per_second: Annotated[
+        float | None,
+        typer.Option("--events-per-second", min=0.001, help="Raise to what this peak rate needs"),
+    ] = None,
+    event_bytes: Annotated[
+        int, typer.Option("--event-bytes", min=1, max=400_000, help="Typical stored event size")
+    ] = 1024,
+    to: Annotated[int | None, typer.Option("--to", min=1, help="Raise to exactly this many shards")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on one line")] = False,
+) -> None:
+    """Show or raise a user's event shard count (AWS backend only; never lowers it).
+
+    One partition takes 1,000 writes/s; a user sending more needs their events spread over
+    shards (docs/deploy-aws.md, "Hot partitions"). Readers use a raise at once, writers after
+    every process's cached count has expired (60 s), so no listing misses an event."""
+    from triggers_api.storage.dynamodb import DynamoDBStorage
+    from triggers_api.storage.dynamodb.schema import MAX_EVENT_SHARDS, shards_needed
+
+    if not Settings().is_dynamodb:
+        typer.echo(
+            "error: shards spread a user's writes over DynamoDB partitions (TRIGGERS_DATABASE_URL="
+            "dynamodb://...); SQLite and PostgreSQL have nothing to shard",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if events_per_second is not None and to is not None:
+        typer.echo("error: give --events-per-second or --to, not both", err=True)
+        raise typer.Exit(2)
+    wanted = to
+    if events_per_second is not None:
+        try:
+            wanted = shards_needed(events_per_second, event_bytes)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    if wanted is not None and wanted > MAX_EVENT_SHARDS:
+        typer.echo(f"error: at most {MAX_EVENT_SHARDS} shards", err=True)
+        raise typer.Exit(2)
+
+    async def job(storage: Storage) -> tuple[int, int, int]:
+        assert isinstance(storage, DynamoDBStorage)
+        count = (
+            await storage.set_shard_count(user_id, wanted)
+            if wanted is not None
+            else await storage.shard_count(user_id)
+        )
+        return count.current, count.previous, count.effective_us
+
+    current, previous, effective_us = _with_storage(job)
+    from triggers_api.storage.base import now_us
+
+    switching = effective_us > now_us()
+    effective = datetime.fromtimestamp(effective_us / 1e6, UTC).isoformat().replace("+00:00", "Z")
+    if as_json:
+        body = {
+            "user_id": user_id,
+            "shards": max(current, previous),
+            "writing": previous if switching else current,
+            "writers_switch_at": effective if switching else None,
+        }
+        sys.stdout.write(orjson.dumps(body).decode() + "\n")
+        return
+    if switching:
+        typer.echo(f"{user_id}: {current} shards (read now; written from {effective}, {previous} until then)")
+    else:
+        typer.echo(f"{user_id}: {current} shard{'s' if current != 1 else ''}")
 
 
 def _parse_expiry(value: str | None) -> int | None:

@@ -90,6 +90,9 @@ class TransactionCancelled(StorageError):
         self.items = items or []
 
 
+SHARD_RAISE_ATTEMPTS = 5  # conditional raises racing other raises (an operator's command: rare)
+
+
 class ConditionFailed(StorageError):
     """A conditional write found the item in another state; ``item`` is its old image (or None)."""
 
@@ -546,24 +549,50 @@ class DynamoCore:
         count = (await self._shard_count(user_id)).for_writing(now_us())
         return schema.user_shard(user_id, schema.event_shard(item_id, count))
 
+    async def shard_count(self, user_id: str) -> ShardCount:
+        """The stored count, read consistently (what an operator's command shows)."""
+        answer = await self._call(
+            "get_item", TableName=self.names.users, Key={"user_id": s(user_id)}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None:
+            return ShardCount()
+        return ShardCount(get_n(item, "current"), get_n(item, "previous"), get_n(item, "effective_us"))
+
     async def set_shard_count(self, user_id: str, shards: int) -> ShardCount:
-        """Raise a user's event shard count (never lowers it); see schema.ShardCount."""
-        current = await self._shard_count(user_id)
-        raised = current.raised(shards, now_us())
-        if raised != current:
-            await self._call(
-                "put_item",
-                write=True,
-                TableName=self.names.users,
-                Item={
-                    "user_id": s(user_id),
-                    "current": n(raised.current),
-                    "previous": n(raised.previous),
-                    "effective_us": n(raised.effective_us),
-                },
-            )
-        self._shard_cache.pop(user_id, None)
-        return raised
+        """Raise a user's event shard count (never lowers it); see schema.ShardCount.
+
+        The write is conditional on the stored count being still the one read (consistently), so
+        two raises racing cannot lower it: the loser reads again and raises from there."""
+        for _ in range(SHARD_RAISE_ATTEMPTS):
+            current = await self.shard_count(user_id)
+            raised = current.raised(shards, now_us())
+            if raised != current:
+                try:
+                    await self._call(
+                        "put_item",
+                        write=True,
+                        TableName=self.names.users,
+                        Item={
+                            "user_id": s(user_id),
+                            "current": n(raised.current),
+                            "previous": n(raised.previous),
+                            "effective_us": n(raised.effective_us),
+                        },
+                        # absent reads as the default count (1, 1, 0)
+                        ConditionExpression="attribute_not_exists(user_id) OR (#c = :c AND #p = :p AND #e = :e)",
+                        ExpressionAttributeNames={"#c": "current", "#p": "previous", "#e": "effective_us"},
+                        ExpressionAttributeValues={
+                            ":c": n(current.current),
+                            ":p": n(current.previous),
+                            ":e": n(current.effective_us),
+                        },
+                    )
+                except ConditionFailed:
+                    continue  # another raise landed first: read it and raise from there
+            self._shard_cache.pop(user_id, None)
+            return raised
+        raise StorageUnavailableError(f"the shard count of {user_id} kept changing; try again")
 
     # -- stream positions ---------------------------------------------------------------------------
     def _positions(self, count: int) -> int:
