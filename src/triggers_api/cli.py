@@ -120,13 +120,18 @@ def _with_storage(job: Callable[[Storage], Awaitable[T]]) -> T:
 
 @cli.command()
 def migrate() -> None:
-    """Create or upgrade the database schema (idempotent)."""
+    """Create or upgrade the database schema (idempotent); on AWS (dynamodb:// without
+    endpoint_url) only check it: Terraform owns the tables and queues there."""
 
     async def job(storage: Storage) -> None:
         await storage.migrate()
 
     _with_storage(job)
-    typer.echo("migrations applied")
+    settings = Settings()
+    if settings.is_dynamodb and settings.dynamodb_endpoint_url() is None:
+        typer.echo("the DynamoDB tables and queues match the schema (on AWS Terraform creates them)")
+    else:
+        typer.echo("migrations applied")
 
 
 @cli.command()

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests.aws.conftest import Migrated
-from triggers_api.storage.dynamodb import schema
+from triggers_api.errors import StorageError
+from triggers_api.storage.dynamodb import DynamoDBStorage, schema
 from triggers_api.storage.dynamodb.migrate import main, migrate
 
 
@@ -170,3 +171,31 @@ def test_the_command_line_exits_nonzero_on_problems_and_zero_when_the_schema_mat
     assert f"PROBLEM  table {prefix}-events: missing" in capsys.readouterr().out
     assert run(migrated.prefix, "--check") == 0
     assert capsys.readouterr().out.strip() == "matches the schema"
+
+
+async def test_on_aws_the_storage_migrate_only_checks(
+    aws_endpoint: str, migrated: Migrated, prefix: str
+) -> None:
+    """``triggers-api migrate`` against AWS (no endpoint_url: ``create_missing`` off) compares and
+    reports; Terraform creates. Shown on the emulator with ``create_missing=False``."""
+    matching = DynamoDBStorage(
+        migrated.prefix, region="us-east-1", endpoint_url=aws_endpoint, create_missing=False
+    )
+    await matching.open()
+    try:
+        await matching.migrate()  # the schema matches: nothing to say, nothing changed
+    finally:
+        await matching.close()
+
+    # only the events table exists (what open() pings): the rest is missing
+    migrate(migrated.dynamodb, migrated.sqs, prefix, tables=[schema.EVENTS], queues=[], poll_s=0.01)
+    partial = DynamoDBStorage(prefix, region="us-east-1", endpoint_url=aws_endpoint, create_missing=False)
+    await partial.open()
+    try:
+        with pytest.raises(StorageError, match="Terraform owns them on AWS") as refused:
+            await partial.migrate()
+        assert f"{prefix}-api-keys" in str(refused.value) and f"{prefix}-delivery" in str(refused.value)
+    finally:
+        await partial.close()
+    assert _tables(migrated.dynamodb, prefix) == {f"{prefix}-events"}  # nothing was created
+    assert not migrated.sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls")

@@ -355,16 +355,21 @@ class DynamoCore:
         self._pool = None
 
     async def migrate(self) -> None:
+        """Create what is missing on an emulator; on AWS (``create_missing`` off) only compare, as
+        Terraform owns the tables and queues there: drift is a StorageError, nothing changes."""
         from triggers_api.storage.dynamodb.migrate import migrate
 
         ddb, sqs = self._require()
+        check_only = not self.create_missing  # on AWS Terraform owns the tables: only compare
 
         def run() -> list[str]:
-            return migrate(ddb, sqs, self.prefix, poll_s=0.05 if self.endpoint_url else 2.0).problems
+            poll_s = 0.05 if self.endpoint_url else 2.0
+            return migrate(ddb, sqs, self.prefix, check_only=check_only, poll_s=poll_s).problems
 
         problems = await self._call_sync(run)
         if problems:
-            raise StorageError("DynamoDB schema problems: " + "; ".join(problems))
+            owner = " (Terraform owns them on AWS: apply it; nothing was changed)" if check_only else ""
+            raise StorageError(f"DynamoDB schema problems{owner}: " + "; ".join(problems))
 
     async def ping(self) -> None:
         await self._call("describe_table", TableName=self.names.events)
