@@ -186,6 +186,8 @@ def start_server(
 ) -> LiveServer:
     """``triggers-api serve`` in a subprocess on a fresh database; returns once /v1/health answers."""
     port = port or free_port()
+    # first: on the AWS emulator this starts it, which puts its fake credentials in os.environ
+    backend = backend_env(tmp_path, "live")  # TRIGGERS_TEST_BACKEND=postgres|dynamodb
     env = dict(os.environ)
     env.update(
         {
@@ -194,7 +196,7 @@ def start_server(
             "TRIGGERS_LOG_LEVEL": "WARNING",
         }
     )
-    env.update(backend_env(tmp_path, "live"))  # TRIGGERS_TEST_BACKEND=postgres
+    env.update(backend)
     env.update(extra_env or {})
     log_path = tmp_path / f"server-{port}.log"
     log_file = open(log_path, "ab")

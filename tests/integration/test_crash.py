@@ -15,12 +15,16 @@ from tests.postgres.schemas import TEST_BACKEND
 #: Batches of 100 stored before the acknowledgements start. Fewer on the AWS emulator, whose
 #: TransactWriteItems copies the whole table per call (moto), so a batch slows as the table grows.
 ACK_BATCHES = 8 if TEST_BACKEND == "dynamodb" else 30
+#: The emulator serves one call at a time in Python: on a loaded box its requests can outlast 5 s
+#: and the load takes longer to get going (a fresh-check saw 48 acknowledgements in 20 s, 50 needed).
+LOAD_WAIT_S = 60 if TEST_BACKEND == "dynamodb" else 20
+REQUEST_TIMEOUT_S = 30 if TEST_BACKEND == "dynamodb" else 5
 
 
 def wait_for_answers(answered: list[str], lock: threading.Lock, count: int) -> None:
-    """Kill in the middle of the load: once ``count`` answers came, or after 20 s on a machine
-    too busy for that (then the "never got going" assertion says so)."""
-    deadline = time.monotonic() + 20
+    """Kill in the middle of the load: once ``count`` answers came, or after LOAD_WAIT_S on a
+    machine too busy for that (then the "never got going" assertion says so)."""
+    deadline = time.monotonic() + LOAD_WAIT_S
     while time.monotonic() < deadline:
         with lock:
             if len(answered) >= count:
@@ -35,7 +39,9 @@ def test_every_201_survives_sigkill_under_load(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def producer(n: int) -> None:
-        with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}, timeout=5) as client:
+        with httpx.Client(
+            base_url=server.url, headers={"X-API-Key": server.api_key}, timeout=REQUEST_TIMEOUT_S
+        ) as client:
             i = 0
             while not stop.is_set():
                 i += 1
@@ -111,7 +117,7 @@ def test_every_acknowledgement_answered_204_survives_sigkill_under_load(tmp_path
 
     def consumer(n: int) -> None:
         mine = stored[n::8]
-        with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
             for i, event_id in enumerate(mine):
                 if stop.is_set():
                     return
