@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from tests.conftest import make_settings, new_key, services_of
 from tests.delivery.receiver import Receiver
+from tests.postgres.schemas import WAIT_SCALE
 from triggers_api.app import create_app
 from triggers_api.config import Settings
 from triggers_api.storage.base import Storage
@@ -48,7 +49,9 @@ FAST: dict[str, object] = {
 async def eventually(
     probe: Callable[[], Awaitable[Any]], predicate: Callable[[Any], bool], timeout: float = 15.0
 ) -> Any:
-    """Poll ``probe`` until ``predicate`` holds on its value; fail after ``timeout`` seconds."""
+    """Poll ``probe`` until ``predicate`` holds on its value; fail after ``timeout`` seconds
+    (times WAIT_SCALE: longer on the AWS emulator)."""
+    timeout *= WAIT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tests.postgres.schemas import WAIT_SCALE
+
 
 @dataclass
 class Received:
@@ -107,6 +109,7 @@ class Receiver:
         return [r.event_id for r, status, _ in self.answered if 200 <= status < 300]
 
     async def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 15.0) -> None:
+        timeout *= WAIT_SCALE
         deadline = time.monotonic() + timeout
         while not predicate(self):
             remaining = deadline - time.monotonic()
