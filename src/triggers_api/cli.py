@@ -19,7 +19,7 @@ from triggers_api.errors import ApiError, StorageError
 from triggers_api.keys.service import create_key, key_json, revoke_key
 from triggers_api.logs import configure_logging
 from triggers_api.storage import build_storage
-from triggers_api.storage.base import Storage
+from triggers_api.storage.base import Storage, now_us
 
 T = TypeVar("T")
 
@@ -209,8 +209,6 @@ def shards(
         return count.current, count.previous, count.effective_us
 
     current, previous, effective_us = _with_storage(job)
-    from triggers_api.storage.base import now_us
-
     switching = effective_us > now_us()
     effective = datetime.fromtimestamp(effective_us / 1e6, UTC).isoformat().replace("+00:00", "Z")
     if as_json:
