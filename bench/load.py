@@ -22,7 +22,7 @@ class Load:
     body_file: Path | None = None
     paths_file: Path | None = None
     warmup_paths_file: Path | None = None  # distinct paths for the warm-up (each event acked once)
-    bodies_file: Path | None = None  # one body per line, used in turn (batch acknowledgements)
+    bodies_file: Path | None = None  # one body per line, each once (batch acknowledgements)
     warmup_bodies_file: Path | None = None
 
 

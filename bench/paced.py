@@ -127,6 +127,9 @@ async def generate(
     warmup: float = 1.0,
     connections: int = 50,
 ) -> PacedResult:
+    """Send the load and measure it. Paths or bodies given one per request are each sent once
+    (they name distinct events to acknowledge: a second use would be a 410, not a figure); when
+    they run out the run ends there and its window is the time they lasted."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     requests = build_requests(
@@ -145,9 +148,11 @@ async def generate(
     # still waiting to be sent are counted as unanswered (with their lag so far as latency).
     give_up = end + max(5.0, duration)
     abandoned = 0
+    once = bool(paths) or bool(bodies)
+    ran_out_at: float | None = None
 
     async def one(index: int) -> None:
-        nonlocal errors, counter, abandoned
+        nonlocal errors, counter, abandoned, ran_out_at
         conn: _Connection | None = None
         k = 0
         while True:
@@ -166,9 +171,14 @@ async def generate(
                 if delay > 0:
                     await asyncio.sleep(delay)
             else:
+                while clock() < start:  # begin at the schedule's start, as the open loop does
+                    await asyncio.sleep(start - clock())
                 intended = clock()
                 if intended >= end:
                     return
+            if once and counter >= len(requests):
+                ran_out_at = ran_out_at or clock()
+                return
             request = requests[counter % len(requests)]
             counter += 1
             try:
@@ -188,9 +198,10 @@ async def generate(
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     latencies.sort()
     recorded = len(latencies)
+    window = duration if ran_out_at is None else max(0.0, min(duration, ran_out_at - record_from))
     return PacedResult(
         requests=recorded,
-        seconds=duration,
+        seconds=window,
         errors=errors,
         abandoned=abandoned,
         p50_ms=percentile(latencies, 50) * 1000,
@@ -198,7 +209,7 @@ async def generate(
         p99_ms=percentile(latencies, 99) * 1000,
         max_ms=(latencies[-1] * 1000) if latencies else 0.0,
         offered_rate=rate,
-        achieved_rate=recorded / duration if duration else 0.0,
+        achieved_rate=recorded / window if window else 0.0,
         cpu_seconds=(cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
     )
 
@@ -216,9 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8001/v1/events")
     parser.add_argument("--method", default="GET")
-    parser.add_argument("--paths-file", type=Path, help="one path per line, used in turn")
+    parser.add_argument("--paths-file", type=Path, help="one path per line, each used once")
     parser.add_argument("--body-file", type=Path)
-    parser.add_argument("--bodies-file", type=Path, help="one body per line, used in turn")
+    parser.add_argument("--bodies-file", type=Path, help="one body per line, each used once")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s offered; 0: closed loop")
     parser.add_argument("--duration", type=float, default=5.0)
